@@ -1,0 +1,24 @@
+# pixelgres: the two commands of the Quick start, and a few helpers.
+#   make demo   install what is missing, start the embedded cluster, run the demo pipeline
+#   make test   install what is missing, run the whole test suite
+.PHONY: setup demo test install bench clean
+VENV := .venv
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@$(VENV)/bin/pixelgres demo
+
+test: setup
+	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# install the extension into the detected PostgreSQL (what `setup` does last)
+install:
+	@eval "$$(scripts/pgenv.sh)"; $(MAKE) -s -C extension install PG_CONFIG=$$PG_BINDIR/pg_config
+
+bench: setup
+	@for b in bench/*.py; do $(VENV)/bin/python $$b; done
+
+clean:
+	$(MAKE) -C extension clean PG_CONFIG=$$(scripts/pgenv.sh | sed -n 's/PG_BINDIR=//p')/pg_config

@@ -1,0 +1,68 @@
+/*
+ * pixelgres.so: the extension's configuration parameters.
+ *
+ * Placeholder GUCs (plain "SET pixelgres.x") can be set by any role, so settings that
+ * protect the host (which files the server may read, where its Python comes from, where
+ * media are written, resource limits) must be defined here as PGC_SUSET.  The SQL function
+ * pxt._guc_init() loads this library before server Python reads any of them.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+static char *python_dir;
+static char *media_dir;
+static char *allowed_roots;
+static char *allowed_url_hosts;
+static char *openai_base_url;
+static char *openai_api_key;
+static int max_image_pixels;
+static int url_max_bytes;
+static int url_timeout_ms;
+
+void _PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("pixelgres.python_dir",
+		"Directory holding pixelgres's server-side Python (superuser only).",
+		NULL, &python_dir, PXT_PYDIR, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.media_dir",
+		"Content-addressed media store; empty means <data_directory>/pixelgres_media.",
+		NULL, &media_dir, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.allowed_roots",
+		"Comma-separated local directories the server may read media from; empty allows none.",
+		NULL, &allowed_roots, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.allowed_url_hosts",
+		"Comma-separated host names or CIDRs that URLs may reach even if private or loopback.",
+		NULL, &allowed_url_hosts, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.max_image_pixels",
+		"Largest image (width*height) the server will decode.",
+		NULL, &max_image_pixels, 100000000, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.url_max_bytes",
+		"Largest download accepted from an http(s) media URL.",
+		NULL, &url_max_bytes, 256 * 1024 * 1024, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.url_timeout_ms",
+		"Time limit for downloading one http(s) media URL.",
+		NULL, &url_timeout_ms, 30000, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.openai_base_url",
+		"Base URL of the OpenAI-compatible API; empty means OPENAI_BASE_URL or api.openai.com.",
+		NULL, &openai_base_url, "", PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.openai_api_key",
+		"API key for the OpenAI-compatible API; empty means the server's OPENAI_API_KEY.",
+		NULL, &openai_api_key, "", PGC_USERSET, GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("pixelgres");
+}
+
+PG_FUNCTION_INFO_V1(pxt_guc_init);
+Datum
+pxt_guc_init(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(true);
+}

@@ -1,0 +1,81 @@
+"""``pixelgres up | down | status | psql | demo``: the embedded default cluster.
+
+State lives under $PIXELGRES_HOME (default ~/.local/share/pixelgres). ``up`` creates and
+starts the cluster, creates database ``pixelgres`` with the extension and prints its DSN.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .cluster import Cluster, default_home
+
+
+def embedded_cluster() -> Cluster:
+    home = default_home()
+    c = Cluster(home)
+    if not c.initialized:
+        c = Cluster(home, settings={
+            # where the demo's sample media live; extend with ALTER SYSTEM as superuser
+            "pixelgres.allowed_roots": f"'{home / 'cluster'},/var/lib/pixelgres'",
+        })
+    return c
+
+
+def cmd_up(args) -> int:
+    c = embedded_cluster().start()
+    print(c.ensure_database())
+    return 0
+
+
+def cmd_down(args) -> int:
+    embedded_cluster().stop()
+    print("stopped")
+    return 0
+
+
+def cmd_status(args) -> int:
+    c = embedded_cluster()
+    if not c.initialized:
+        print(f"no cluster under {c.home}")
+        return 3
+    if not c.running():
+        print(f"stopped (data in {c.datadir})")
+        return 3
+    print(f"running: {c.dsn()}  (data in {c.datadir})")
+    return 0
+
+
+def cmd_psql(args) -> int:
+    c = embedded_cluster().start()
+    dsn = c.ensure_database()
+    os.execvp("psql", ["psql", dsn, *args.rest])
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+
+    c = embedded_cluster().start()
+    return demo.run(c)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="pixelgres", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="create/start the embedded cluster and print its DSN").set_defaults(f=cmd_up)
+    sub.add_parser("down", help="stop the embedded cluster").set_defaults(f=cmd_down)
+    sub.add_parser("status", help="is the embedded cluster running?").set_defaults(f=cmd_status)
+    p = sub.add_parser("psql", help="psql into the embedded cluster")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(f=cmd_psql)
+    sub.add_parser("demo", help="run the demo pipeline on the embedded cluster").set_defaults(f=cmd_demo)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["psql"]:  # everything after "psql" is psql's
+        return cmd_psql(argparse.Namespace(rest=argv[1:]))
+    args = ap.parse_args(argv)
+    return args.f(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

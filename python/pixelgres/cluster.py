@@ -1,0 +1,172 @@
+"""Embedded PostgreSQL clusters that pixelgres creates and runs itself.
+
+One class serves both the embedded default (``pixelgres up``, state under $PIXELGRES_HOME)
+and the test suite's throwaway clusters. The server listens on a Unix socket only, in a
+0700 directory, so ``trust`` authentication admits only the owner (and root). Postgres
+refuses to run as root: when we are root it runs as the ``postgres`` user, and its files
+live where that user can reach them (``runtime``), which may differ from ``home``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+SUPERUSER = "postgres"
+
+
+def pg_bindir() -> Path:
+    """The newest installed server's bin directory (PIXELGRES_PG_BINDIR overrides)."""
+    if os.environ.get("PIXELGRES_PG_BINDIR"):
+        return Path(os.environ["PIXELGRES_PG_BINDIR"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+                   key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise RuntimeError("no PostgreSQL server installed; run 'make setup' (scripts/setup.sh)")
+    return found[-1].parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("PIXELGRES_HOME") or Path.home() / ".local/share/pixelgres")
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _server_user_can_reach(path: Path) -> bool:
+    if not _as_root():
+        return True
+    r = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(path)],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+class Cluster:
+    """A local cluster: ``init()`` once, then ``start()``/``stop()``; state in home/cluster.json."""
+
+    def __init__(self, home: Path | str, *, settings: dict[str, str] | None = None):
+        self.home = Path(home)
+        self.settings = settings or {}
+        self.state_file = self.home / "cluster.json"
+        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        self.runtime = Path(state["runtime"]) if "runtime" in state else None
+        self.port = state.get("port")
+
+    # -- paths -------------------------------------------------------------------------
+    @property
+    def datadir(self) -> Path:
+        return self.runtime / "data"
+
+    @property
+    def sockdir(self) -> Path:
+        return self.runtime / "run"
+
+    @property
+    def logfile(self) -> Path:
+        return self.runtime / "postgres.log"
+
+    @property
+    def initialized(self) -> bool:
+        return self.runtime is not None and (self.datadir / "PG_VERSION").exists()
+
+    def dsn(self, dbname: str = "pixelgres") -> str:
+        return f"host={self.sockdir} port={self.port} user={SUPERUSER} dbname={dbname}"
+
+    # -- running commands as the server's OS user ----------------------------------------
+    def _run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        argv = [str(c) for c in cmd]
+        if _as_root():
+            argv = ["runuser", "-u", "postgres", "--"] + argv
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+        return r
+
+    def _own(self, path: Path) -> None:
+        if _as_root():
+            pw = pwd.getpwnam("postgres")
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def init(self) -> "Cluster":
+        if self.initialized:
+            return self
+        self.home.mkdir(parents=True, exist_ok=True)
+        runtime = self.home / "cluster"
+        runtime.mkdir(exist_ok=True)
+        self._own(runtime)
+        if not _server_user_can_reach(runtime):
+            # e.g. root's home is 0700: keep the server's files where postgres can reach them
+            tag = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
+            runtime.rmdir()
+            runtime = Path("/var/lib/pixelgres") / tag
+            runtime.mkdir(parents=True, exist_ok=True)
+            os.chmod(runtime.parent, 0o755)
+            self._own(runtime)
+        self.runtime = runtime
+        for d in (self.sockdir,):
+            d.mkdir(mode=0o700, exist_ok=True)
+            self._own(d)
+        self.port = self.port or free_port()
+        self._run(pg_bindir() / "initdb", "-D", self.datadir, "-U", SUPERUSER, "-A", "trust",
+                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        conf = {
+            "port": str(self.port),
+            "listen_addresses": "''",
+            "unix_socket_directories": f"'{self.sockdir}'",
+            "unix_socket_permissions": "0700",
+            "logging_collector": "off",
+            **{k: v for k, v in self.settings.items()},
+        }
+        lines = "".join(f"{k} = {v}\n" for k, v in conf.items())
+        with open(self.datadir / "postgresql.conf", "a") as f:
+            f.write("\n# pixelgres embedded cluster\n" + lines)
+        self.state_file.write_text(json.dumps({"runtime": str(self.runtime), "port": self.port}))
+        return self
+
+    def running(self) -> bool:
+        if not self.initialized:
+            return False
+        return self._run(pg_bindir() / "pg_ctl", "-D", self.datadir, "status", check=False).returncode == 0
+
+    def start(self) -> "Cluster":
+        if not self.initialized:
+            self.init()
+        if not self.running():
+            self._run(pg_bindir() / "pg_ctl", "-D", self.datadir, "-l", self.logfile,
+                      "-w", "-t", "60", "start")
+        return self
+
+    def stop(self) -> None:
+        if self.running():
+            self._run(pg_bindir() / "pg_ctl", "-D", self.datadir, "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.runtime:
+            shutil.rmtree(self.runtime, ignore_errors=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def ensure_database(self, dbname: str = "pixelgres", settings: dict[str, str] | None = None) -> str:
+        """Create the database (if missing) with the extension; return its DSN."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        with psycopg.connect(self.dsn(dbname), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pixelgres CASCADE")
+        return self.dsn(dbname)

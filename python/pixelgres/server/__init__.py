@@ -1,0 +1,24 @@
+"""Server-side pixelgres: the code plpython3u functions call inside the backend.
+
+Imported only through pxt._boot(), from the private directory. Keep this module light:
+heavy dependencies (Pillow, PyAV, numpy) are imported by the modules that use them, through
+``deps.need`` so a missing one is a clear SQL error, not a traceback.
+"""
+import json
+import sys
+
+from .._version import __version__
+
+
+def server_info() -> str:
+    from . import deps
+
+    mods = {name: deps.need(name) for name in ("PIL", "av", "numpy", "sqlglot")}
+    return json.dumps({
+        "pixelgres": __version__,
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "python_dir": sys.path[0],
+        "packages": {name: {"version": getattr(m, "__version__", None), "path": m.__file__}
+                     for name, m in mods.items()},
+    })

@@ -1,0 +1,44 @@
+-- Run once: the catalog of managed tables and their columns.
+-- Marked with pg_extension_config_dump so pg_dump carries the catalog with the data.
+
+-- The schema is created here (not by the control file) so that it belongs to the extension
+-- and DROP EXTENSION removes it.
+CREATE SCHEMA pxt;
+GRANT USAGE ON SCHEMA pxt TO PUBLIC;
+
+CREATE TABLE pxt.tables (
+    relid       regclass PRIMARY KEY,
+    kind        text NOT NULL DEFAULT 'table' CHECK (kind IN ('table', 'view', 'snapshot')),
+    version     integer NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    created_by  name NOT NULL DEFAULT current_user,
+    base        regclass,          -- views and snapshots: the table they come from
+    iterator    jsonb,             -- views: the iterator and its arguments
+    comment     text
+);
+COMMENT ON TABLE pxt.tables IS 'pixelgres: managed tables, views and snapshots';
+
+CREATE TABLE pxt.column_defs (
+    relid       regclass NOT NULL REFERENCES pxt.tables ON DELETE CASCADE,
+    name        name NOT NULL,
+    col_type    text NOT NULL,     -- format_type() of the column
+    media_type  text CHECK (media_type IN ('image', 'video', 'audio', 'document')),
+    expr        text,              -- NULL for input columns
+    deps        name[] NOT NULL DEFAULT '{}',  -- columns expr reads
+    batched     boolean NOT NULL DEFAULT false, -- expr calls a batched function
+    on_error    text NOT NULL DEFAULT 'abort' CHECK (on_error IN ('abort', 'ignore')),
+    position    integer NOT NULL,  -- evaluation order among computed columns
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (relid, name)
+);
+COMMENT ON TABLE pxt.column_defs IS 'pixelgres: columns of managed tables; expr is set for computed columns';
+
+-- Functions whose calls are evaluated once per statement over all new rows.
+CREATE TABLE pxt.batched_functions (
+    func        regprocedure PRIMARY KEY,
+    batch_func  regprocedure NOT NULL,  -- takes one array per argument, returns an array
+    max_batch   integer NOT NULL DEFAULT 1000
+);
+
+SELECT pg_catalog.pg_extension_config_dump('pxt.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('pxt.column_defs', '');

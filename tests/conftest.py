@@ -1,0 +1,131 @@
+"""Test harness: one server per session, one fresh database per test.
+
+The server is, in order of preference:
+  * PIXELGRES_TEST_DSN: an existing server (superuser DSN) with pixelgres installed;
+  * PIXELGRES_TEST_BACKEND=docker: the docker/ image through testcontainers;
+  * otherwise a throwaway local cluster (initdb on a free port in a temp dir).
+Each test gets a database cloned from a template that already has the extension, so tests
+are isolated and creating one costs milliseconds. Files the server must read (generated
+images, videos...) go under ``server.files``, which is in pixelgres.allowed_roots.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pixelgres.cluster import Cluster
+
+TEMPLATE = "pxt_test_template"
+
+
+class Server:
+    def __init__(self, admin_dsn: str, files: Path, cluster: Cluster | None = None):
+        self.admin_dsn = admin_dsn
+        self.files = files
+        self.cluster = cluster
+
+    def dsn(self, dbname: str) -> str:
+        return psycopg.conninfo.make_conninfo(self.admin_dsn, dbname=dbname)
+
+    def admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.admin_dsn, autocommit=True)
+
+    def create_database(self) -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        with self.admin() as c:
+            c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)))
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.admin() as c:
+            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _files_dir(base: Path) -> Path:
+    files = base / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    for p in (base, files):
+        os.chmod(p, 0o777)  # the server (another OS user) reads and the tests write here
+    return files
+
+
+@pytest.fixture(scope="session")
+def server():
+    base = Path(tempfile.mkdtemp(prefix="pixelgres-test-"))
+    os.chmod(base, 0o755)
+    files = _files_dir(base)
+    cluster = None
+    container = None
+    if os.environ.get("PIXELGRES_TEST_DSN"):
+        admin_dsn = os.environ["PIXELGRES_TEST_DSN"]
+    elif os.environ.get("PIXELGRES_TEST_BACKEND") == "docker":
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.waiting_utils import wait_for_logs
+
+        image = os.environ.get("PIXELGRES_TEST_IMAGE", "pixelgres:latest")
+        container = (DockerContainer(image)
+                     .with_env("POSTGRES_PASSWORD", "pixelgres")
+                     .with_volume_mapping(str(files), str(files), "rw")
+                     .with_command(f"postgres -c pixelgres.allowed_roots={files}")
+                     .with_exposed_ports(5432))
+        container.start()
+        wait_for_logs(container, "database system is ready to accept connections", timeout=120)
+        admin_dsn = (f"host={container.get_container_host_ip()} port={container.get_exposed_port(5432)} "
+                     f"user=postgres password=pixelgres dbname=postgres")
+    else:
+        cluster = Cluster(base / "home", settings={
+            "pixelgres.allowed_roots": f"'{files}'",
+            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+            "max_connections": "60", "shared_buffers": "256MB",
+        }).start()
+        admin_dsn = cluster.dsn("postgres")
+    srv = Server(admin_dsn, files, cluster)
+    with srv.admin() as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE)))
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    with psycopg.connect(srv.dsn(TEMPLATE), autocommit=True) as c:
+        c.execute("CREATE EXTENSION pixelgres CASCADE")
+    try:
+        yield srv
+    finally:
+        if cluster:
+            cluster.destroy()
+        if container:
+            container.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def dbname(server):
+    name = server.create_database()
+    yield name
+    server.drop_database(name)
+
+
+@pytest.fixture
+def dsn(server, dbname):
+    return server.dsn(dbname)
+
+
+@pytest.fixture
+def db(dsn):
+    """An autocommit psycopg connection to a fresh database with the extension."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def files(server, request):
+    """A fresh directory the server may read (under pixelgres.allowed_roots)."""
+    d = server.files / uuid.uuid4().hex[:8]
+    d.mkdir()
+    os.chmod(d, 0o777)
+    return d

@@ -1,0 +1,127 @@
+"""The ground everything stands on: install, extension lifecycle, server Python, CLI, demo."""
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import pixelgres
+from pixelgres.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_version_matches_package(db):
+    assert db.execute("SELECT pxt.version()").fetchone()[0] == pixelgres.__version__
+
+
+def test_extension_drops_and_recreates_cleanly(db):
+    db.execute("DROP EXTENSION pixelgres")
+    assert db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'pxt'").fetchone()[0] == 0
+    db.execute("CREATE EXTENSION pixelgres")
+    assert db.execute("SELECT pxt.version()").fetchone()[0] == pixelgres.__version__
+    db.execute("DROP EXTENSION pixelgres, vector, plpython3u")
+    db.execute("CREATE EXTENSION pixelgres CASCADE")
+    exts = {r[0] for r in db.execute("SELECT extname FROM pg_extension")}
+    assert {"pixelgres", "vector", "plpython3u"} <= exts
+
+
+def test_server_info_reports_private_directory(db):
+    info = db.execute("SELECT pxt.server_info()").fetchone()[0]
+    pydir = info["python_dir"]
+    assert pydir.endswith("/" + pixelgres.__version__)
+    assert info["pixelgres"] == pixelgres.__version__
+    for name in ("PIL", "av", "numpy", "sqlglot"):
+        pkg = info["packages"][name]
+        assert pkg["path"].startswith(pydir + "/"), (name, pkg)
+        assert pkg["version"]
+    # pinned versions are the ones loaded
+    pins = dict(line.split("==") for line in (ROOT / "requirements-server.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    assert info["packages"]["av"]["version"] == pins["av"]
+    assert info["packages"]["numpy"]["version"] == pins["numpy"]
+
+
+def test_protected_settings_are_superuser_only(db):
+    role = "r_" + uuid.uuid4().hex[:8]
+    db.execute(f"CREATE ROLE {role}")
+    db.execute(f"SET ROLE {role}")
+    try:
+        # before the library is loaded this is only a placeholder ...
+        db.execute("SET pixelgres.allowed_roots = '/'")
+        db.execute("SELECT pxt._guc_init()")
+        # ... which loading the library discards, as it was not set by a superuser
+        assert db.execute("SHOW pixelgres.allowed_roots").fetchone()[0] != "/"
+        for guc in ("python_dir", "allowed_roots", "media_dir", "max_image_pixels"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(f"SET pixelgres.{guc} = '1'")
+        db.execute("SET pixelgres.openai_base_url = 'http://127.0.0.1:1/v1'")  # user-level
+    finally:
+        db.execute("RESET ROLE")
+        db.execute(f"DROP ROLE {role}")
+
+
+def test_missing_server_python_is_a_clear_error(db, files):
+    db.execute(f"SET pixelgres.python_dir = '{files}'")
+    with pytest.raises(psycopg.Error, match="server Python not found"):
+        db.execute("SELECT pxt.server_info()")
+    # the backend survived and still answers
+    assert db.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_missing_dependency_is_a_clear_error(db, files):
+    # a private directory holding pixelgres but none of its dependencies
+    shutil.copytree(ROOT / "python" / "pixelgres", files / "pixelgres")
+    os.system(f"chmod -R a+rX {files}")
+    db.execute(f"SET pixelgres.python_dir = '{files}'")
+    with pytest.raises(psycopg.Error, match="dependency 'PIL' cannot be imported"):
+        db.execute("SELECT pxt.server_info()")
+    assert db.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_wrong_server_version_is_a_clear_error(db, files):
+    shutil.copytree(ROOT / "python" / "pixelgres", files / "pixelgres")
+    (files / "pixelgres" / "_version.py").write_text('__version__ = "0.0.0-wrong"\n')
+    os.system(f"chmod -R a+rX {files}")
+    db.execute(f"SET pixelgres.python_dir = '{files}'")
+    with pytest.raises(psycopg.Error, match="is version 0.0.0-wrong"):
+        db.execute("SELECT pxt.server_info()")
+
+
+def _cli(home, *args, check=True):
+    env = dict(os.environ, PIXELGRES_HOME=str(home))
+    r = subprocess.run([sys.executable, "-m", "pixelgres.cli", *args], env=env,
+                       capture_output=True, text=True, timeout=300)
+    if check and r.returncode != 0:
+        raise AssertionError(f"pixelgres {' '.join(args)} failed: {r.stdout}{r.stderr}")
+    return r
+
+
+def test_cli_up_status_down(tmp_path):
+    home = tmp_path / "home"
+    try:
+        assert _cli(home, "status", check=False).returncode == 3
+        dsn = _cli(home, "up").stdout.strip().splitlines()[-1]
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT pxt.version()").fetchone()[0] == pixelgres.__version__
+        assert "running" in _cli(home, "status").stdout
+        assert _cli(home, "up").stdout.strip().splitlines()[-1] == dsn  # idempotent
+        assert "stopped" in _cli(home, "down").stdout
+        assert _cli(home, "status", check=False).returncode == 3
+        _cli(home, "up")  # restarts the same cluster
+        assert "running" in _cli(home, "status").stdout
+    finally:
+        Cluster(home).destroy()
+
+
+def test_cli_demo_runs(tmp_path):
+    home = tmp_path / "home"
+    try:
+        out = _cli(home, "demo").stdout
+        assert "extension pixelgres " + pixelgres.__version__ in out
+    finally:
+        Cluster(home).destroy()
