@@ -11,6 +11,8 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -21,6 +23,8 @@ static char *allowed_roots;
 static char *allowed_url_hosts;
 static char *openai_base_url;
 static char *openai_api_key;
+static char *recompute;
+static bool replaying;
 static int max_image_pixels;
 static int url_max_bytes;
 static int url_timeout_ms;
@@ -50,13 +54,19 @@ _PG_init(void)
 		NULL, &url_max_bytes, 256 * 1024 * 1024, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pixelgres.url_timeout_ms",
 		"Time limit for downloading one http(s) media URL.",
-		NULL, &url_timeout_ms, 30000, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+		NULL, &url_timeout_ms, 30000, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pixelgres.openai_base_url",
 		"Base URL of the OpenAI-compatible API; empty means OPENAI_BASE_URL or api.openai.com.",
 		NULL, &openai_base_url, "", PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pixelgres.openai_api_key",
 		"API key for the OpenAI-compatible API; empty means the server's OPENAI_API_KEY.",
 		NULL, &openai_api_key, "", PGC_USERSET, GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.recompute",
+		"Internal: computed columns a no-op UPDATE should recompute (set by pxt.recompute_columns).",
+		NULL, &recompute, "", PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	DefineCustomBoolVariable("pixelgres.replaying",
+		"Internal: rows are being restored verbatim (revert), computed-column triggers stand aside.",
+		NULL, &replaying, false, PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pixelgres");
 }
 
@@ -65,4 +75,15 @@ Datum
 pxt_guc_init(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(true);
+}
+
+/* The media store directory: pixelgres.media_dir, or <data_directory>/pixelgres_media.
+ * In C because data_directory is not readable by ordinary roles. */
+PG_FUNCTION_INFO_V1(pxt_media_dir);
+Datum
+pxt_media_dir(PG_FUNCTION_ARGS)
+{
+	if (media_dir != NULL && media_dir[0] != '\0')
+		PG_RETURN_TEXT_P(cstring_to_text(media_dir));
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s/pixelgres_media", DataDir)));
 }

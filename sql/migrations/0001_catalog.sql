@@ -21,9 +21,12 @@ COMMENT ON TABLE pxt.tables IS 'pixelgres: managed tables, views and snapshots';
 CREATE TABLE pxt.column_defs (
     relid       regclass NOT NULL REFERENCES pxt.tables ON DELETE CASCADE,
     name        name NOT NULL,
+    attnum      smallint NOT NULL,
     col_type    text NOT NULL,     -- format_type() of the column
     media_type  text CHECK (media_type IN ('image', 'video', 'audio', 'document')),
-    expr        text,              -- NULL for input columns
+    expr        text,              -- NULL for input columns; as the user wrote it
+    expr_view   regclass,          -- pxt_internal view holding expr: PostgreSQL tracks its
+                                   -- dependencies and renames and deparses it canonically
     deps        name[] NOT NULL DEFAULT '{}',  -- columns expr reads
     batched     boolean NOT NULL DEFAULT false, -- expr calls a batched function
     on_error    text NOT NULL DEFAULT 'abort' CHECK (on_error IN ('abort', 'ignore')),
@@ -39,6 +42,12 @@ CREATE TABLE pxt.batched_functions (
     batch_func  regprocedure NOT NULL,  -- takes one array per argument, returns an array
     max_batch   integer NOT NULL DEFAULT 1000
 );
+
+-- Generated objects (expression views, trigger functions) live here, out of users' schemas.
+CREATE SCHEMA pxt_internal;
+GRANT USAGE, CREATE ON SCHEMA pxt_internal TO PUBLIC;
+CREATE SEQUENCE pxt_internal.expr_seq;
+GRANT USAGE ON SEQUENCE pxt_internal.expr_seq TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('pxt.tables', '');
 SELECT pg_catalog.pg_extension_config_dump('pxt.column_defs', '');

@@ -22,3 +22,35 @@ def server_info() -> str:
         "packages": {name: {"version": getattr(m, "__version__", None), "path": m.__file__}
                      for name, m in mods.items()},
     })
+
+
+def guard(fn, *args):
+    """Call ``fn``; a MediaError becomes an SQL error (SQLSTATE 22023) with its message."""
+    from .media import MediaError
+
+    try:
+        return fn(*args)
+    except MediaError as e:
+        import plpy
+
+        plpy.error(f"MediaError: {e}", sqlstate="22023")
+
+
+def validate_media(value: str, kind: str) -> None:
+    from . import media
+
+    if kind == "image":
+        from . import image
+
+        image.validate(value)
+    else:
+        media.local_path(value)
+
+
+def __getattr__(name: str):
+    """Submodules on first use (``srv.image``, ``srv.tables``...), keeping the boot light."""
+    import importlib
+
+    if name in ("media", "image", "tables", "triggers", "exprs", "batch", "sqlutil"):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(name)

@@ -1,0 +1,238 @@
+"""Managed tables and computed columns: catalog, DDL, backfill.
+
+The catalog (pxt.tables, pxt.column_defs) says which columns are computed and from what;
+``triggers.regenerate`` turns it into one row trigger function per table (and statement
+triggers for batched columns). Every change here ends by regenerating.
+"""
+import json
+import re
+
+import plpy
+
+from . import exprs, triggers
+from .sqlutil import check_column_name, one, parse_table_name, q, qualified
+
+TYPE_ALIASES = {
+    "image": "pxt.image", "video": "pxt.video", "audio": "pxt.audio", "document": "pxt.document",
+    "string": "text", "str": "text", "int": "bigint", "float": "double precision",
+    "bool": "boolean", "json": "jsonb", "timestamp": "timestamptz", "bytes": "bytea",
+}
+_TYPE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$")
+SYSTEM_COLUMNS = ("_pxt_rowid", "_pxt_errors")
+
+
+def resolve_type(spec) -> str:
+    if not isinstance(spec, str):
+        plpy.error(f"column type must be a string, not {spec!r}")
+    t = TYPE_ALIASES.get(spec.strip().lower(), spec.strip())
+    if not _TYPE_RE.match(t) or one("SELECT to_regtype($1) IS NOT NULL AS ok", t)["ok"] is not True:
+        plpy.error(f"unknown column type {spec!r}",
+                   hint="use image, video, audio, document, string, int, float, bool, json, "
+                        "timestamp, date, bytes, or any PostgreSQL type name")
+    return t
+
+
+def managed(name: str) -> int:
+    """OID of a managed table given a user-supplied name."""
+    schema, table = parse_table_name(name)
+    row = one("SELECT t.relid::oid::int AS oid, t.kind FROM pxt.tables t JOIN pg_class c ON c.oid = t.relid "
+              "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+              schema, table)
+    if row is None:
+        exists = one("SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL AS e", schema, table)["e"]
+        plpy.error(f"table {name!r} is not managed by pixelgres" if exists else f"table {name!r} does not exist",
+                   hint="adopt an existing table with pxt.manage()" if exists else None)
+    return row["oid"]
+
+
+def create_table(name: str, schema_json: str, if_exists: str = "error") -> str:
+    schema, table = parse_table_name(name)
+    try:
+        spec = json.loads(schema_json) if schema_json else {}
+    except ValueError as e:
+        plpy.error(f"schema must be a JSON object of column name -> type: {e}")
+    if not isinstance(spec, dict):
+        plpy.error("schema must be a JSON object of column name -> type")
+    full = f"{q(schema)}.{q(table)}"
+    if one("SELECT to_regclass($1) IS NOT NULL AS e", full)["e"]:
+        if if_exists == "ignore":
+            return full
+        if if_exists == "replace":
+            drop_table(full)
+        else:
+            plpy.error(f"table {name!r} already exists", hint="if_exists => 'ignore' or 'replace'")
+    cols = [f"{q(check_column_name(c))} {resolve_type(t)}" for c, t in spec.items()]
+    plpy.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+    plpy.execute(f"CREATE TABLE {full} ({', '.join(cols + ['_pxt_rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY', '_pxt_errors jsonb'])})")
+    manage(full)
+    return full
+
+
+def manage(name: str) -> str:
+    schema, table = parse_table_name(name)
+    full = f"{q(schema)}.{q(table)}"
+    row = one("SELECT c.oid::int AS oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE n.nspname = $1 AND c.relname = $2", schema, table)
+    if row is None:
+        plpy.error(f"table {name!r} does not exist")
+    if row["relkind"] not in ("r",):
+        plpy.error(f"{name!r} is not a plain table")
+    oid = row["oid"]
+    if one("SELECT 1 AS x FROM pxt.tables WHERE relid = $1", oid, types=["oid"]):
+        return full
+    have = {r["attname"] for r in plpy.execute(plpy.prepare(
+        "SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped", ["oid"]), [oid])}
+    if "_pxt_rowid" not in have:
+        plpy.execute(f"ALTER TABLE {full} ADD COLUMN _pxt_rowid bigint GENERATED ALWAYS AS IDENTITY")
+        plpy.execute(f"CREATE UNIQUE INDEX ON {full} (_pxt_rowid)")
+    if "_pxt_errors" not in have:
+        plpy.execute(f"ALTER TABLE {full} ADD COLUMN _pxt_errors jsonb")
+    plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid) VALUES ($1)", ["oid"]), [oid])
+    sync(oid)
+    return full
+
+
+def sync(oid: int) -> None:
+    """Bring the catalog in line with the table (new, renamed, dropped columns), regenerate."""
+    q_oid = ["oid"]
+    gone = plpy.execute(plpy.prepare("""
+        DELETE FROM pxt.column_defs d WHERE d.relid = $1 AND NOT EXISTS (
+            SELECT 1 FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum = d.attnum AND NOT a.attisdropped)
+        RETURNING expr_view::text AS v""", q_oid), [oid])
+    for g in gone:
+        if g["v"]:
+            plpy.execute(f"DROP VIEW IF EXISTS {g['v']}")
+    plpy.execute(plpy.prepare("""
+        UPDATE pxt.column_defs d SET name = a.attname, col_type = format_type(a.atttypid, a.atttypmod)
+        FROM pg_attribute a WHERE d.relid = $1 AND a.attrelid = $1 AND a.attnum = d.attnum
+          AND (d.name <> a.attname OR d.col_type <> format_type(a.atttypid, a.atttypmod))""", q_oid), [oid])
+    plpy.execute(plpy.prepare("""
+        INSERT INTO pxt.column_defs (relid, name, attnum, col_type, media_type, position)
+        SELECT $1, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
+               CASE WHEN tn.nspname = 'pxt' AND t.typname IN ('image','video','audio','document') THEN t.typname END,
+               0
+        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
+        WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.attname NOT IN ('_pxt_rowid', '_pxt_errors')
+          AND NOT EXISTS (SELECT 1 FROM pxt.column_defs d WHERE d.relid = $1 AND d.attnum = a.attnum)""", q_oid), [oid])
+    triggers.regenerate(oid)
+
+
+def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort", if_exists: str = "error") -> str:
+    oid = managed(table)
+    full = qualified(oid)
+    check_column_name(name)
+    if on_error not in ("abort", "ignore"):
+        plpy.error(f"on_error must be 'abort' or 'ignore', not {on_error!r}")
+    if one("SELECT 1 AS x FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
+           oid, name, types=["oid", "name"]):
+        if if_exists == "ignore":
+            return name
+        if if_exists != "replace":
+            plpy.error(f"column {name!r} already exists in {full}", hint="if_exists => 'ignore' or 'replace'")
+        drop_column(full, name)
+    view = exprs.create_view(oid, full, expr)
+    info = exprs.analyze(oid, view, expr)
+    batched = one("SELECT EXISTS (SELECT 1 FROM pxt.batched_functions WHERE func::oid = ANY($1::oid[])) AS b",
+                  info["funcs"], types=["int[]"])["b"]
+    plpy.execute(f"ALTER TABLE {full} ADD COLUMN {q(name)} {info['type']}")  # type from format_type: safe
+    plpy.execute(plpy.prepare("""
+        UPDATE pxt.column_defs SET expr = $3, expr_view = $4::regclass, deps = $5, batched = $6, on_error = $7,
+               media_type = $8, position = (SELECT coalesce(max(position), 0) + 1 FROM pxt.column_defs WHERE relid = $1)
+        WHERE relid = $1 AND name = $2""", ["oid", "name", "text", "text", "name[]", "bool", "text", "text"]),
+        [oid, name, expr, view, info["deps"], batched, on_error, info["media_type"]])
+    triggers.regenerate(oid)
+    return name  # the SQL wrapper backfills (pxt.recompute_columns)
+
+
+def drop_column(table: str, name: str) -> None:
+    oid = managed(table)
+    full = qualified(oid)
+    row = one("SELECT expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2", oid, name,
+              types=["oid", "name"])
+    if row is None:
+        plpy.error(f"column {name!r} does not exist in {full}")
+    users = [r["name"] for r in plpy.execute(plpy.prepare(
+        "SELECT name FROM pxt.column_defs WHERE relid = $1 AND $2 = ANY(deps) ORDER BY position", ["oid", "name"]),
+        [oid, name])]
+    if users:
+        plpy.error(f"cannot drop column {name!r} of {full}: computed column(s) {', '.join(users)} depend on it",
+                   hint="drop those first")
+    if row["v"]:
+        plpy.execute(f"DROP VIEW IF EXISTS {row['v']}")
+    plpy.execute(f"ALTER TABLE {full} DROP COLUMN {q(name)}")
+    sync(oid)
+
+
+def drop_table(table: str) -> None:
+    oid = managed(table)
+    full = qualified(oid)
+    plpy.execute(f"DROP TABLE {full} CASCADE")  # the event trigger cleans the catalog
+
+
+def check_recompute(oid: int, cols: list[str]) -> str:
+    """Validate a recompute request; returns the qualified table name."""
+    full = qualified(oid)
+    known = {r["name"] for r in plpy.execute(plpy.prepare(
+        "SELECT name FROM pxt.column_defs WHERE relid = $1 AND expr IS NOT NULL", ["oid"]), [oid])}
+    if not cols:
+        plpy.error("name at least one computed column to recompute")
+    for c in cols:
+        if c not in known:
+            plpy.error(f"{c!r} is not a computed column of {full}")
+    return full
+
+
+def columns(table: str):
+    oid = managed(table)
+    rows = plpy.execute(plpy.prepare("""
+        SELECT name, col_type, media_type, expr IS NOT NULL AS is_computed, expr, expr_view::text AS v,
+               deps, on_error, batched, position
+        FROM pxt.column_defs WHERE relid = $1 ORDER BY attnum""", ["oid"]), [oid])
+    out = []
+    for r in rows:
+        info = exprs.analyze(oid, r["v"], r["expr"]) if r["v"] else {"sql": None, "deps": []}
+        out.append((r["name"], r["col_type"], r["media_type"], r["is_computed"], r["expr"], info["sql"],
+                    info["deps"], r["on_error"] if r["is_computed"] else None, r["batched"]))
+    return out
+
+
+def alter_computed_column(table: str, name: str, expr: str, on_error: str | None) -> str:
+    """Replace a computed column's expression (same name); recomputes only it and its dependents."""
+    oid = managed(table)
+    row = one("SELECT on_error, expr FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND expr IS NOT NULL",
+              oid, name, types=["oid", "name"])
+    if row is None:
+        plpy.error(f"{name!r} is not a computed column of {qualified(oid)}")
+    on_error = on_error or row["on_error"]
+    full = qualified(oid)
+    view = exprs.create_view(oid, full, expr)
+    info = exprs.analyze(oid, view, expr)
+    cur = one("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1 AND attname = $2",
+              oid, name, types=["oid", "name"])["t"]
+    if info["type"] != cur:
+        plpy.execute(f"DROP VIEW {view}")
+        plpy.error(f"new expression has type {info['type']}, column {name!r} is {cur}",
+                   hint="drop and re-add the column to change its type")
+    old = one("SELECT expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2", oid, name,
+              types=["oid", "name"])["v"]
+    batched = one("SELECT EXISTS (SELECT 1 FROM pxt.batched_functions WHERE func::oid = ANY($1::oid[])) AS b",
+                  info["funcs"], types=["int[]"])["b"]
+    plpy.execute(plpy.prepare("UPDATE pxt.column_defs SET expr = $3, expr_view = $4::regclass, deps = $5, "
+                              "batched = $6, on_error = $7 WHERE relid = $1 AND name = $2",
+                              ["oid", "name", "text", "text", "name[]", "bool", "text"]),
+                 [oid, name, expr, view, info["deps"], batched, on_error])
+    if old:
+        plpy.execute(f"DROP VIEW IF EXISTS {old}")
+    triggers.regenerate(oid)
+    return name  # the SQL wrapper recomputes
+
+
+def errors(table: str):
+    oid = managed(table)
+    full = qualified(oid)
+    return plpy.execute(f"""
+        SELECT t._pxt_rowid AS rowid, e.key AS "column", e.value->>'type' AS error_type,
+               e.value->>'message' AS message, e.value->>'sqlstate' AS sqlstate
+        FROM ONLY {full} t, jsonb_each(t._pxt_errors) e
+        WHERE t._pxt_errors IS NOT NULL ORDER BY 1, 2""")

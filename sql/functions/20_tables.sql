@@ -1,0 +1,183 @@
+-- Managed tables and computed columns (logic in pixelgres.server.tables / .triggers).
+
+CREATE OR REPLACE FUNCTION pxt.create_table(name text, schema jsonb DEFAULT '{}', if_exists text DEFAULT 'error')
+RETURNS regclass LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.create_table(name, schema, if_exists)
+$py$;
+COMMENT ON FUNCTION pxt.create_table(text, jsonb, text) IS
+  'Create a managed table: schema is {"column": "image|video|audio|document|string|int|float|bool|json|timestamp|date|bytes|<PostgreSQL type>"}';
+
+CREATE OR REPLACE FUNCTION pxt.manage(name text) RETURNS regclass LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.manage(name)
+$py$;
+COMMENT ON FUNCTION pxt.manage(text) IS 'Adopt an existing table (made with plain DDL) as a managed table';
+
+CREATE OR REPLACE FUNCTION pxt.drop_table(name text) RETURNS void LANGUAGE plpython3u AS $py$
+#@pxt
+srv.tables.drop_table(name)
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt._add_computed_column(tbl text, name text, expr text, on_error text, if_exists text)
+RETURNS text LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.add_computed_column(tbl, name, expr, on_error, if_exists)
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt.add_computed_column(tbl text, name text, expr text,
+    on_error text DEFAULT 'abort', if_exists text DEFAULT 'error') RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE col text := pxt._add_computed_column(tbl, name, expr, on_error, if_exists);
+BEGIN
+    PERFORM pxt.recompute_columns(tbl, ARRAY[col], false);
+    RETURN col;
+END $$;
+COMMENT ON FUNCTION pxt.add_computed_column(text, text, text, text, text) IS
+  'Add a column computed from expr (SQL over the table''s columns) on insert and update; backfills existing rows';
+
+CREATE OR REPLACE FUNCTION pxt._alter_computed_column(tbl text, name text, expr text, on_error text)
+RETURNS text LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.alter_computed_column(tbl, name, expr, on_error)
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt.alter_computed_column(tbl text, name text, expr text, on_error text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE col text := pxt._alter_computed_column(tbl, name, expr, on_error);
+BEGIN
+    PERFORM pxt.recompute_columns(tbl, ARRAY[col], false);
+    RETURN col;
+END $$;
+COMMENT ON FUNCTION pxt.alter_computed_column(text, text, text, text) IS
+  'Replace a computed column''s expression (same type); recomputes only it and what depends on it';
+
+CREATE OR REPLACE FUNCTION pxt.drop_column(tbl text, name text) RETURNS void LANGUAGE plpython3u AS $py$
+#@pxt
+srv.tables.drop_column(tbl, name)
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt._check_recompute(tbl text, columns text[]) RETURNS regclass
+LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.check_recompute(srv.tables.managed(tbl), list(columns or []))
+$py$;
+
+-- Set-based: one UPDATE per chunk of rowids (progress as NOTICEs on large tables); the row
+-- trigger recomputes the columns named in pixelgres.recompute and everything downstream,
+-- the statement trigger the batched ones.
+CREATE OR REPLACE FUNCTION pxt.recompute_columns(tbl text, columns text[], errors_only boolean DEFAULT false)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    rel regclass := pxt._check_recompute(tbl, columns);
+    lo bigint; hi bigint; total bigint; done bigint := 0; n bigint;
+    chunk constant bigint := 5000;
+BEGIN
+    EXECUTE format('SELECT min(_pxt_rowid), max(_pxt_rowid), count(*) FROM ONLY %s', rel) INTO lo, hi, total;
+    IF total = 0 THEN RETURN 0; END IF;
+    PERFORM set_config('pixelgres.recompute', array_to_string(columns, ','), true);
+    WHILE lo <= hi LOOP
+        EXECUTE format('UPDATE ONLY %s SET %I = %I WHERE _pxt_rowid BETWEEN $1 AND $2 %s',
+                       rel, columns[1], columns[1], CASE WHEN errors_only THEN 'AND _pxt_errors ?| $3' ELSE '' END)
+            USING lo, lo + chunk - 1, columns;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        done := done + n;
+        lo := lo + chunk;
+        IF total > chunk THEN
+            RAISE NOTICE 'pixelgres: computing % of %: % of % rows', array_to_string(columns, ', '), rel, done, total;
+        END IF;
+    END LOOP;
+    PERFORM set_config('pixelgres.recompute', '', true);
+    RETURN done;
+END $$;
+COMMENT ON FUNCTION pxt.recompute_columns(text, text[], boolean) IS
+  'Recompute computed columns (and their dependents) over existing rows; errors_only => only cells that failed';
+
+CREATE OR REPLACE FUNCTION pxt.columns(tbl text)
+RETURNS TABLE (name name, type text, media_type text, is_computed boolean, expr text, expr_sql text,
+               depends_on name[], on_error text, batched boolean)
+LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.columns(tbl)
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt.errors(tbl text)
+RETURNS TABLE (rowid bigint, "column" text, error_type text, message text, sqlstate text)
+LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.errors(tbl)
+$py$;
+COMMENT ON FUNCTION pxt.errors(text) IS 'Per-cell errors recorded by computed columns with on_error => ''ignore''';
+
+CREATE OR REPLACE FUNCTION pxt.list_tables()
+RETURNS TABLE (name text, kind text, version integer, created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT relid::text, kind, version, created_at FROM pxt.tables ORDER BY 1
+$$;
+
+-- errors ---------------------------------------------------------------------------------
+-- PL/Python prefixes messages with the exception class ("plpy.Error: ..."); users want the cause.
+CREATE OR REPLACE FUNCTION pxt._clean_error(msg text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT regexp_replace(msg, '^plpy\.(Error|Fatal): ', '') $$;
+
+CREATE OR REPLACE FUNCTION pxt._error_info(state text, msg text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'type', coalesce(substring(pxt._clean_error(msg) FROM '^([A-Za-z_][A-Za-z0-9_.]*(?:Error|Exception|Timeout|Refused)):'),
+                         'SQLSTATE ' || state),
+        'message', pxt._clean_error(msg),
+        'sqlstate', state)
+$$;
+
+-- batched evaluation ------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION pxt._batch_begin() RETURNS void LANGUAGE plpython3u AS $py$
+#@pxt
+srv.batch.begin()
+$py$;
+CREATE OR REPLACE FUNCTION pxt._batch_run() RETURNS integer LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.batch.run()
+$py$;
+CREATE OR REPLACE FUNCTION pxt._batch_end() RETURNS void LANGUAGE plpython3u AS $py$
+#@pxt
+srv.batch.end()
+$py$;
+
+-- A batched function for tests and demos: returns its input tagged with the size of the
+-- batch it was evaluated in; inputs starting with 'fail' raise.
+CREATE OR REPLACE FUNCTION pxt.batch_probe(x text) RETURNS text LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.batch.call("batch_probe", (x,))
+$py$;
+INSERT INTO pxt.batched_functions (func, batch_func) VALUES ('pxt.batch_probe(text)', 'pxt.batch_probe(text)')
+ON CONFLICT DO NOTHING;
+
+-- keeping the catalog in step with plain DDL --------------------------------------------------
+CREATE OR REPLACE FUNCTION pxt._on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+             WHERE command_tag = 'ALTER TABLE' AND objid IN (SELECT relid FROM pxt.tables) LOOP
+        PERFORM pxt._sync(r.objid);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION pxt._on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT objid FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table'
+             AND objid IN (SELECT relid FROM pxt.tables) LOOP
+        DELETE FROM pxt.tables WHERE relid = r.objid;
+        IF to_regprocedure(format('pxt_internal.%I()', 'row_' || r.objid)) IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'row_' || r.objid);
+        END IF;
+        IF to_regprocedure(format('pxt_internal.%I()', 'stmt_' || r.objid)) IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'stmt_' || r.objid);
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION pxt._sync(rel oid) RETURNS void LANGUAGE plpython3u AS $py$
+#@pxt
+srv.tables.sync(rel)
+$py$;
