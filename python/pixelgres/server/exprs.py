@@ -100,9 +100,10 @@ def analyze(relid: int, view: str, expr: str = "") -> dict:
     cols, funcs = [], []
     for d in deps:
         if d["cls"] == "pg_class":
-            if d["obj"] != relid or d["sub"] == 0:
+            if d["obj"] != relid:
                 plpy.error(f"invalid expression {expr!r}: it may read only columns of its own table")
-            cols.append(d["sub"])
+            if d["sub"]:  # 0 is the FROM clause's dependency on the table itself
+                cols.append(d["sub"])
         elif d["cls"] == "pg_proc":
             funcs.append(d["obj"])
     # canonical text, fully qualified: deparse with only pg_catalog on the search_path

@@ -98,10 +98,11 @@ def sync(oid: int) -> None:
     gone = plpy.execute(plpy.prepare("""
         DELETE FROM pxt.column_defs d WHERE d.relid = $1 AND NOT EXISTS (
             SELECT 1 FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum = d.attnum AND NOT a.attisdropped)
-        RETURNING expr_view::text AS v""", q_oid), [oid])
-    for g in gone:
-        if g["v"]:
-            plpy.execute(f"DROP VIEW IF EXISTS {g['v']}")
+        RETURNING expr_view::oid AS v""", q_oid), [oid])
+    for g in gone:  # a computed column dropped with plain DDL leaves its expression view
+        v = g["v"] and one("SELECT oid::regclass::text AS n FROM pg_class WHERE oid = $1", g["v"], types=["oid"])
+        if v:
+            plpy.execute(f"DROP VIEW {v['n']}")
     plpy.execute(plpy.prepare("""
         UPDATE pxt.column_defs d SET name = a.attname, col_type = format_type(a.atttypid, a.atttypmod)
         FROM pg_attribute a WHERE d.relid = $1 AND a.attrelid = $1 AND a.attnum = d.attnum

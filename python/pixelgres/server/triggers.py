@@ -12,7 +12,10 @@ Per managed table:
   batch (pixelgres.server.batch), and write results back row by row; the row trigger then
   computes whatever depends on them.
 Expressions are PostgreSQL's own deparse of the column's expression view (exprs.py), with
-``pxt_row`` aliased to NEW, so no user text is pasted into the function.
+``pxt_row`` aliased to NEW, so no user text is pasted into the function. The deparse is
+schema-qualified, so the functions need no pinned search_path; not pinning it matters,
+because a pinned path would also apply inside users' own functions called from an
+expression and break their unqualified table references.
 """
 import plpy
 
@@ -124,7 +127,7 @@ BEGIN
   RETURN NEW;
 END"""
     plpy.execute(f"CREATE OR REPLACE FUNCTION {row_fn}() RETURNS trigger LANGUAGE plpgsql "
-                 f"SET search_path = pg_catalog, pg_temp AS {lit(body)}")
+                 f"AS {lit(body)}")
     plpy.execute(f"CREATE OR REPLACE TRIGGER pxt_compute BEFORE INSERT OR UPDATE ON {table} "
                  f"FOR EACH ROW EXECUTE FUNCTION {row_fn}()")
 
@@ -173,7 +176,7 @@ BEGIN
   RETURN NULL;
 END"""
     plpy.execute(f"CREATE OR REPLACE FUNCTION {stmt_fn}() RETURNS trigger LANGUAGE plpgsql "
-                 f"SET search_path = pg_catalog, pg_temp AS {lit(body)}")
+                 f"AS {lit(body)}")
     for ev in ("insert", "update"):
         plpy.execute(f"CREATE OR REPLACE TRIGGER pxt_batch_{ev} AFTER {ev.upper()} ON {table} "
                      f"REFERENCING NEW TABLE AS pxt_new FOR EACH STATEMENT EXECUTE FUNCTION {stmt_fn}()")
