@@ -77,13 +77,15 @@ pxt_guc_init(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
-/* The media store directory: pixelgres.media_dir, or <data_directory>/pixelgres_media.
- * In C because data_directory is not readable by ordinary roles. */
+/* This database's media store: <pixelgres.media_dir or data_directory/pixelgres_media>/<db oid>.
+ * One directory per database so that a media vacuum, which can only see the references of
+ * its own database, never deletes another database's files. In C because data_directory is
+ * not readable by ordinary roles. */
 PG_FUNCTION_INFO_V1(pxt_media_dir);
 Datum
 pxt_media_dir(PG_FUNCTION_ARGS)
 {
 	if (media_dir != NULL && media_dir[0] != '\0')
-		PG_RETURN_TEXT_P(cstring_to_text(media_dir));
-	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s/pixelgres_media", DataDir)));
+		PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s/%u", media_dir, MyDatabaseId)));
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s/pixelgres_media/%u", DataDir, MyDatabaseId)));
 }

@@ -14,11 +14,6 @@ return srv.tables.manage(name)
 $py$;
 COMMENT ON FUNCTION pxt.manage(text) IS 'Adopt an existing table (made with plain DDL) as a managed table';
 
-CREATE OR REPLACE FUNCTION pxt.drop_table(name text) RETURNS void LANGUAGE plpython3u AS $py$
-#@pxt
-srv.tables.drop_table(name)
-$py$;
-
 CREATE OR REPLACE FUNCTION pxt._add_computed_column(tbl text, name text, expr text, on_error text, if_exists text)
 RETURNS text LANGUAGE plpython3u AS $py$
 #@pxt
@@ -165,6 +160,19 @@ END $$;
 CREATE OR REPLACE FUNCTION pxt._on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE r record;
 BEGIN
+    -- a plain DROP COLUMN would lose the values that time travel and revert need
+    IF coalesce(current_setting('pxt_v.no_log', true), '') <> 'on' AND EXISTS (
+        SELECT 1 FROM pg_event_trigger_dropped_objects() d
+        WHERE d.object_type = 'table column' AND d.objid IN (SELECT relid FROM pxt.tables WHERE kind <> 'snapshot')
+          AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d2
+                          WHERE d2.object_type = 'table' AND d2.objid = d.objid)) THEN
+        RAISE EXCEPTION 'columns of managed tables are dropped with pxt.drop_column (it keeps their history)'
+            USING ERRCODE = '0A000';
+    END IF;
+    FOR r IN SELECT objid FROM pg_event_trigger_dropped_objects() WHERE object_type = 'view'
+             AND objid IN (SELECT relid FROM pxt.tables WHERE kind = 'snapshot') LOOP
+        DELETE FROM pxt.tables WHERE relid = r.objid;
+    END LOOP;
     FOR r IN SELECT objid FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table'
              AND objid IN (SELECT relid FROM pxt.tables) LOOP
         DELETE FROM pxt.tables WHERE relid = r.objid;
@@ -174,6 +182,10 @@ BEGIN
         IF to_regprocedure(format('pxt_internal.%I()', 'stmt_' || r.objid)) IS NOT NULL THEN
             EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'stmt_' || r.objid);
         END IF;
+        IF to_regprocedure(format('pxt_internal.%I()', 'ver_' || r.objid)) IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'ver_' || r.objid);
+        END IF;
+        EXECUTE format('DROP TABLE IF EXISTS pxt_internal.%I', 'hist_' || r.objid);
     END LOOP;
 END $$;
 

@@ -9,7 +9,8 @@ GRANT USAGE ON SCHEMA pxt TO PUBLIC;
 CREATE TABLE pxt.tables (
     relid       regclass PRIMARY KEY,
     kind        text NOT NULL DEFAULT 'table' CHECK (kind IN ('table', 'view', 'snapshot')),
-    version     integer NOT NULL DEFAULT 0,
+    version     integer NOT NULL DEFAULT 0,   -- latest version (pxt.versions)
+    retained_from integer NOT NULL DEFAULT 0, -- oldest version still readable (vacuum_history)
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  name NOT NULL DEFAULT current_user,
     base        regclass,          -- views and snapshots: the table they come from
@@ -31,9 +32,11 @@ CREATE TABLE pxt.column_defs (
     batched     boolean NOT NULL DEFAULT false, -- expr calls a batched function
     on_error    text NOT NULL DEFAULT 'abort' CHECK (on_error IN ('abort', 'ignore')),
     position    integer NOT NULL,  -- evaluation order among computed columns
+    dropped_at  integer,           -- soft-dropped at this version (kept for time travel and revert)
     created_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (relid, name)
+    PRIMARY KEY (relid, attnum)
 );
+CREATE UNIQUE INDEX column_defs_live_name ON pxt.column_defs (relid, name) WHERE dropped_at IS NULL;
 COMMENT ON TABLE pxt.column_defs IS 'pixelgres: columns of managed tables; expr is set for computed columns';
 
 -- Functions whose calls are evaluated once per statement over all new rows.

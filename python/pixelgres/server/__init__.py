@@ -51,6 +51,7 @@ def __getattr__(name: str):
     """Submodules on first use (``srv.image``, ``srv.tables``...), keeping the boot light."""
     import importlib
 
-    if name in ("media", "image", "tables", "triggers", "exprs", "batch", "sqlutil"):
+    if name in ("media", "image", "tables", "triggers", "exprs", "batch", "sqlutil", "versioning",
+                "openai_fns", "embeddings", "video", "documents", "audio", "iterators"):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(name)

@@ -61,3 +61,8 @@ def qualified(oid: int) -> str:
     return one("SELECT format('%I.%I', n.nspname, c.relname) AS n FROM pg_class c "
                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
                oid, types=["oid"])["n"]
+
+
+def ensure_schema(schema: str) -> None:
+    if one("SELECT to_regnamespace($1) IS NULL AS missing", q(schema))["missing"]:
+        plpy.execute(f"CREATE SCHEMA {q(schema)}")

@@ -9,8 +9,8 @@ import re
 
 import plpy
 
-from . import exprs, triggers
-from .sqlutil import check_column_name, one, parse_table_name, q, qualified
+from . import exprs, triggers, versioning
+from .sqlutil import check_column_name, ensure_schema, one, parse_table_name, q, qualified
 
 TYPE_ALIASES = {
     "image": "pxt.image", "video": "pxt.video", "audio": "pxt.audio", "document": "pxt.document",
@@ -18,7 +18,7 @@ TYPE_ALIASES = {
     "bool": "boolean", "json": "jsonb", "timestamp": "timestamptz", "bytes": "bytea",
 }
 _TYPE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$")
-SYSTEM_COLUMNS = ("_pxt_rowid", "_pxt_errors")
+SYSTEM_COLUMNS = ("_pxt_rowid", "_pxt_errors", "_pxt_v")
 
 
 def resolve_type(spec) -> str:
@@ -62,8 +62,8 @@ def create_table(name: str, schema_json: str, if_exists: str = "error") -> str:
         else:
             plpy.error(f"table {name!r} already exists", hint="if_exists => 'ignore' or 'replace'")
     cols = [f"{q(check_column_name(c))} {resolve_type(t)}" for c, t in spec.items()]
-    plpy.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
-    plpy.execute(f"CREATE TABLE {full} ({', '.join(cols + ['_pxt_rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY', '_pxt_errors jsonb'])})")
+    ensure_schema(schema)
+    plpy.execute(f"CREATE TABLE {full} ({', '.join(cols + ['_pxt_rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY', '_pxt_errors jsonb', '_pxt_v integer NOT NULL DEFAULT 0'])})")
     manage(full)
     return full
 
@@ -87,8 +87,12 @@ def manage(name: str) -> str:
         plpy.execute(f"CREATE UNIQUE INDEX ON {full} (_pxt_rowid)")
     if "_pxt_errors" not in have:
         plpy.execute(f"ALTER TABLE {full} ADD COLUMN _pxt_errors jsonb")
+    if "_pxt_v" not in have:
+        plpy.execute(f"ALTER TABLE {full} ADD COLUMN _pxt_v integer NOT NULL DEFAULT 0")
+    plpy.execute(f"CREATE INDEX ON {full} (_pxt_v)")  # revert finds a version's rows by it
     plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid) VALUES ($1)", ["oid"]), [oid])
     sync(oid)
+    versioning.log_create(oid)
     return full
 
 
@@ -105,7 +109,7 @@ def sync(oid: int) -> None:
             plpy.execute(f"DROP VIEW {v['n']}")
     plpy.execute(plpy.prepare("""
         UPDATE pxt.column_defs d SET name = a.attname, col_type = format_type(a.atttypid, a.atttypmod)
-        FROM pg_attribute a WHERE d.relid = $1 AND a.attrelid = $1 AND a.attnum = d.attnum
+        FROM pg_attribute a WHERE d.relid = $1 AND a.attrelid = $1 AND a.attnum = d.attnum AND d.dropped_at IS NULL
           AND (d.name <> a.attname OR d.col_type <> format_type(a.atttypid, a.atttypmod))""", q_oid), [oid])
     plpy.execute(plpy.prepare("""
         INSERT INTO pxt.column_defs (relid, name, attnum, col_type, media_type, position)
@@ -114,9 +118,39 @@ def sync(oid: int) -> None:
                0
         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-          AND a.attname NOT IN ('_pxt_rowid', '_pxt_errors')
+          AND a.attname NOT IN ('_pxt_rowid', '_pxt_errors', '_pxt_v')
           AND NOT EXISTS (SELECT 1 FROM pxt.column_defs d WHERE d.relid = $1 AND d.attnum = a.attnum)""", q_oid), [oid])
+    versioning.ensure_history(oid)
     triggers.regenerate(oid)
+    _log_schema_change(oid)
+
+
+def _log_schema_change(oid: int) -> None:
+    """Log a schema version if the columns differ from the last logged schema."""
+    if one("SELECT current_setting('pxt_v.no_log', true) = 'on' AS x")["x"]:
+        return
+    last = one("SELECT schema FROM pxt.versions WHERE relid = $1 AND schema IS NOT NULL ORDER BY version DESC LIMIT 1",
+               oid, types=["oid"])
+    if last is None:  # manage() logs version 0 itself
+        return
+    before = {c["attnum"]: c for c in json.loads(last["schema"])}
+    after = {c["attnum"]: c for c in versioning.schema_snapshot(oid)}
+    if before == after:
+        return
+    added = [a for a in after if a not in before]
+    gone = [a for a in before if a not in after]
+    renamed = [a for a in after if a in before and after[a]["name"] != before[a]["name"]]
+    if len(added) == 1 and not gone and not renamed:
+        change = {"op": "add_column", "column": after[added[0]]["name"], "attnum": added[0]}
+    elif len(gone) == 1 and not added and not renamed:
+        change = {"op": "drop_column", "column": before[gone[0]]["name"], "attnum": gone[0]}
+    elif len(renamed) == 1 and not added and not gone:
+        a = renamed[0]
+        change = {"op": "rename_column", "from": before[a]["name"], "to": after[a]["name"], "attnum": a}
+    else:
+        change = {"op": "alter_table", "added": [after[a]["name"] for a in added],
+                  "dropped": [before[a]["name"] for a in gone], "renamed": [after[a]["name"] for a in renamed]}
+    versioning.log_schema_version(oid, change)
 
 
 def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort", if_exists: str = "error") -> str:
@@ -140,34 +174,74 @@ def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort
     plpy.execute(plpy.prepare("""
         UPDATE pxt.column_defs SET expr = $3, expr_view = $4::regclass, deps = $5, batched = $6, on_error = $7,
                media_type = $8, position = (SELECT coalesce(max(position), 0) + 1 FROM pxt.column_defs WHERE relid = $1)
-        WHERE relid = $1 AND name = $2""", ["oid", "name", "text", "text", "name[]", "bool", "text", "text"]),
+        WHERE relid = $1 AND name = $2 AND dropped_at IS NULL""", ["oid", "name", "text", "text", "name[]", "bool", "text", "text"]),
         [oid, name, expr, view, info["deps"], batched, on_error, info["media_type"]])
     triggers.regenerate(oid)
     return name  # the SQL wrapper backfills (pxt.recompute_columns)
 
 
 def drop_column(table: str, name: str) -> None:
+    """Drop a column as a new schema version. The data is kept (the column is renamed
+    _pxt_dropped_<attnum>) so time travel and revert still see it; vacuum_history removes
+    it for good once no retained version needs it."""
     oid = managed(table)
     full = qualified(oid)
-    row = one("SELECT expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2", oid, name,
-              types=["oid", "name"])
+    row = one("SELECT attnum, expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2 "
+              "AND dropped_at IS NULL", oid, name, types=["oid", "name"])
     if row is None:
         plpy.error(f"column {name!r} does not exist in {full}")
     users = [r["name"] for r in plpy.execute(plpy.prepare(
-        "SELECT name FROM pxt.column_defs WHERE relid = $1 AND $2 = ANY(deps) ORDER BY position", ["oid", "name"]),
-        [oid, name])]
+        "SELECT name FROM pxt.column_defs WHERE relid = $1 AND $2 = ANY(deps) AND dropped_at IS NULL "
+        "AND name <> $2 ORDER BY position", ["oid", "name"]), [oid, name])]
     if users:
         plpy.error(f"cannot drop column {name!r} of {full}: computed column(s) {', '.join(users)} depend on it",
                    hint="drop those first")
     if row["v"]:
         plpy.execute(f"DROP VIEW IF EXISTS {row['v']}")
-    plpy.execute(f"ALTER TABLE {full} DROP COLUMN {q(name)}")
-    sync(oid)
+    plpy.execute(plpy.prepare("UPDATE pxt.column_defs SET dropped_at = (SELECT version + 1 FROM pxt.tables "
+                              "WHERE relid = $1), expr_view = NULL WHERE relid = $1 AND name = $2 AND dropped_at IS NULL",
+                              ["oid", "name"]), [oid, name])
+    plpy.execute(f"ALTER TABLE {full} RENAME COLUMN {q(name)} TO {q('_pxt_dropped_' + str(row['attnum']))}")
+    # the event trigger's sync() regenerates the triggers and logs the drop
 
 
-def drop_table(table: str) -> None:
+def undrop_column(oid: int, attnum: int, name: str) -> None:
+    """Revert of a drop: the column gets its name (and expression) back."""
+    full = qualified(oid)
+    plpy.execute(f"ALTER TABLE {full} RENAME COLUMN {q('_pxt_dropped_' + str(int(attnum)))} TO {q(name)}")
+    row = one("SELECT expr FROM pxt.column_defs WHERE relid = $1 AND attnum = $2", oid, attnum, types=["oid", "int"])
+    view = exprs.create_view(oid, full, row["expr"]) if row and row["expr"] else None
+    plpy.execute(plpy.prepare("UPDATE pxt.column_defs SET dropped_at = NULL, name = $3, expr_view = $4::regclass "
+                              "WHERE relid = $1 AND attnum = $2", ["oid", "int", "name", "text"]),
+                 [oid, attnum, name, view])
+
+
+def add_column(table: str, name: str, type_spec: str) -> str:
+    oid = managed(table)
+    plpy.execute(f"ALTER TABLE {qualified(oid)} ADD COLUMN {q(check_column_name(name))} {resolve_type(type_spec)}")
+    return name
+
+
+def rename_column(table: str, old: str, new: str) -> str:
+    oid = managed(table)
+    if not one("SELECT 1 AS x FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL",
+               oid, old, types=["oid", "name"]):
+        plpy.error(f"column {old!r} does not exist in {qualified(oid)}")
+    plpy.execute(f"ALTER TABLE {qualified(oid)} RENAME COLUMN {q(old)} TO {q(check_column_name(new))}")
+    return new
+
+
+def drop_table(table: str, force: bool = False) -> None:
     oid = managed(table)
     full = qualified(oid)
+    snaps = [r["s"] for r in plpy.execute(plpy.prepare(
+        "SELECT relid::text AS s FROM pxt.tables WHERE kind = 'snapshot' AND base = $1", ["oid"]), [oid])]
+    if snaps and not force:
+        plpy.error(f"cannot drop {full}: snapshots {', '.join(snaps)} read it",
+                   hint="drop them first, or pxt.drop_table(name, force => true) to drop them too")
+    for s_ in snaps:
+        plpy.execute(f"DROP VIEW {s_}")
+    plpy.execute(f"DROP TABLE IF EXISTS {versioning.hist_name(oid)}")
     plpy.execute(f"DROP TABLE {full} CASCADE")  # the event trigger cleans the catalog
 
 
@@ -175,7 +249,8 @@ def check_recompute(oid: int, cols: list[str]) -> str:
     """Validate a recompute request; returns the qualified table name."""
     full = qualified(oid)
     known = {r["name"] for r in plpy.execute(plpy.prepare(
-        "SELECT name FROM pxt.column_defs WHERE relid = $1 AND expr IS NOT NULL", ["oid"]), [oid])}
+        "SELECT name FROM pxt.column_defs WHERE relid = $1 AND expr IS NOT NULL AND dropped_at IS NULL",
+        ["oid"]), [oid])}
     if not cols:
         plpy.error("name at least one computed column to recompute")
     for c in cols:
@@ -189,7 +264,7 @@ def columns(table: str):
     rows = plpy.execute(plpy.prepare("""
         SELECT name, col_type, media_type, expr IS NOT NULL AS is_computed, expr, expr_view::text AS v,
                deps, on_error, batched, position
-        FROM pxt.column_defs WHERE relid = $1 ORDER BY attnum""", ["oid"]), [oid])
+        FROM pxt.column_defs WHERE relid = $1 AND dropped_at IS NULL ORDER BY attnum""", ["oid"]), [oid])
     out = []
     for r in rows:
         info = exprs.analyze(oid, r["v"], r["expr"]) if r["v"] else {"sql": None, "deps": []}
@@ -198,10 +273,10 @@ def columns(table: str):
     return out
 
 
-def alter_computed_column(table: str, name: str, expr: str, on_error: str | None) -> str:
+def alter_computed_column(table: str, name: str, expr: str, on_error: str | None, log: bool = True) -> str:
     """Replace a computed column's expression (same name); recomputes only it and its dependents."""
     oid = managed(table)
-    row = one("SELECT on_error, expr FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND expr IS NOT NULL",
+    row = one("SELECT on_error, expr FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL AND expr IS NOT NULL",
               oid, name, types=["oid", "name"])
     if row is None:
         plpy.error(f"{name!r} is not a computed column of {qualified(oid)}")
@@ -215,17 +290,20 @@ def alter_computed_column(table: str, name: str, expr: str, on_error: str | None
         plpy.execute(f"DROP VIEW {view}")
         plpy.error(f"new expression has type {info['type']}, column {name!r} is {cur}",
                    hint="drop and re-add the column to change its type")
-    old = one("SELECT expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2", oid, name,
+    old = one("SELECT expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL", oid, name,
               types=["oid", "name"])["v"]
     batched = one("SELECT EXISTS (SELECT 1 FROM pxt.batched_functions WHERE func::oid = ANY($1::oid[])) AS b",
                   info["funcs"], types=["int[]"])["b"]
     plpy.execute(plpy.prepare("UPDATE pxt.column_defs SET expr = $3, expr_view = $4::regclass, deps = $5, "
-                              "batched = $6, on_error = $7 WHERE relid = $1 AND name = $2",
+                              "batched = $6, on_error = $7 WHERE relid = $1 AND name = $2 AND dropped_at IS NULL",
                               ["oid", "name", "text", "text", "name[]", "bool", "text"]),
                  [oid, name, expr, view, info["deps"], batched, on_error])
     if old:
         plpy.execute(f"DROP VIEW IF EXISTS {old}")
     triggers.regenerate(oid)
+    if log:
+        versioning.log_schema_version(oid, {"op": "alter_computed_column", "column": name, "old_expr": row["expr"],
+                                            "old_on_error": row["on_error"], "expr": expr})
     return name  # the SQL wrapper recomputes
 
 

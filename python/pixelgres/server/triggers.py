@@ -19,7 +19,7 @@ expression and break their unqualified table references.
 """
 import plpy
 
-from . import exprs
+from . import exprs, versioning
 from .sqlutil import lit, one, q, qualified
 
 FN_SCHEMA = "pxt_internal"
@@ -53,14 +53,19 @@ def _compute_block(table: str, c: dict) -> str:
 def _load(oid: int) -> list[dict]:
     rows = plpy.execute(plpy.prepare("""
         SELECT name, expr, expr_view::text AS v, deps, batched, on_error, media_type
-        FROM pxt.column_defs WHERE relid = $1 ORDER BY expr IS NOT NULL, position, attnum""", ["oid"]), [oid])
+        FROM pxt.column_defs WHERE relid = $1 AND dropped_at IS NULL
+        ORDER BY expr IS NOT NULL, position, attnum""", ["oid"]), [oid])
     cols = []
     for r in rows:
         c = dict(r)
         c["deps"] = list(r["deps"] or [])
         if r["v"]:
             info = exprs.analyze(oid, r["v"], r["expr"])
-            c["sql"], c["deps"] = info["sql"], info["deps"]
+            c["sql"] = info["sql"]
+            if info["deps"] != c["deps"]:  # renamed inputs: keep the catalog current
+                c["deps"] = info["deps"]
+                plpy.execute(plpy.prepare("UPDATE pxt.column_defs SET deps = $3 WHERE relid = $1 AND name = $2 "
+                                          "AND dropped_at IS NULL", ["oid", "name", "name[]"]), [oid, r["name"], c["deps"]])
         cols.append(c)
     computed = [c for c in cols if c["expr"] is not None]
     pending = set()
@@ -92,6 +97,10 @@ def regenerate(oid: int) -> None:
                    f"MESSAGE = format('cannot write computed column %s of %s', {lit(c['name'])}, {lit(table)}), "
                    f"HINT = 'computed columns are evaluated by pixelgres; write their input columns'; END IF;\n")
     ins.append("    pxt_row._pxt_errors := NULL;\n")
+    ins.append(f"    pxt_row._pxt_v := coalesce(nullif(current_setting('pxt_v.t{oid}', true), '')::integer, 0);\n")
+    upd.append(f"    IF coalesce(current_setting('pixelgres.recompute', true), '') = '' THEN\n"
+               f"      pxt_row._pxt_v := coalesce(nullif(current_setting('pxt_v.t{oid}', true), '')::integer, OLD._pxt_v);\n"
+               f"    ELSE\n      pxt_row._pxt_v := OLD._pxt_v;\n    END IF;\n")
     for c in computed:
         if not c["pending"]:
             ins.append(_compute_block(table, c))
@@ -130,6 +139,8 @@ END"""
                  f"AS {lit(body)}")
     plpy.execute(f"CREATE OR REPLACE TRIGGER pxt_compute BEFORE INSERT OR UPDATE ON {table} "
                  f"FOR EACH ROW EXECUTE FUNCTION {row_fn}()")
+    for stmt in versioning.trigger_sql(oid):
+        plpy.execute(stmt)
 
     batched = [c for c in computed if c["batched"]]
     if not batched:
@@ -143,7 +154,7 @@ END"""
             handler = (f"UPDATE ONLY {table} pxt_row SET _pxt_errors = coalesce(pxt_row._pxt_errors, '{{}}'::jsonb) || "
                        f"jsonb_build_object({lit(c['name'])}, pxt._error_info(SQLSTATE, SQLERRM)) WHERE pxt_row._pxt_rowid = pxt_id;")
         else:
-            handler = (f"PERFORM pxt._batch_end(); RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = "
+            handler = (f"PERFORM pxt._batch_end(); PERFORM set_config('pxt_v.internal', 'off', true); RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = "
                        f"format('computed column %s of %s failed for row (_pxt_rowid=%s): %s', {lit(c['name'])}, "
                        f"{lit(table)}, pxt_id, pxt._clean_error(SQLERRM)), "
                        f"HINT = 'add the column with on_error => ''ignore'' to record per-row errors instead';")
@@ -157,6 +168,7 @@ END"""
       PERFORM pxt._batch_run();
     EXCEPTION WHEN OTHERS THEN PERFORM pxt._batch_end(); RAISE;
     END;
+    PERFORM set_config('pxt_v.internal', 'on', true);  -- write-back is part of this version
     FOREACH pxt_id IN ARRAY pxt_ids LOOP
       BEGIN
         UPDATE ONLY {table} pxt_row SET {col} = {c['sql']} WHERE pxt_row._pxt_rowid = pxt_id;
@@ -164,6 +176,7 @@ END"""
         {handler}
       END;
     END LOOP;
+    PERFORM set_config('pxt_v.internal', 'off', true);
     PERFORM pxt._batch_end();
   END IF;""")
     body = f"""

@@ -1,0 +1,306 @@
+"""Versions of managed tables: history table, version log, revert, snapshots, time travel.
+
+* The live table stays a plain table; each row carries ``_pxt_v``, the version that made it
+  live. Its past row versions live in ``pxt_internal."hist_<oid>"`` with the range
+  [_pxt_v_from, _pxt_v_to) in which each was live, one column ``c<attnum>`` per column the
+  table ever had (so renames and drops never rewrite history).
+* Every data-changing statement is one version: a BEFORE STATEMENT trigger allocates it
+  (``UPDATE pxt.tables SET version = version + 1``: its row lock serialises writers of the
+  same table until commit, which keeps the history linear; readers never wait), the row
+  trigger stamps ``_pxt_v``, and AFTER STATEMENT triggers copy the old rows of updates and
+  deletes from the transition tables into the history table, set-based, and log the counts.
+* Every schema change is one version, logged with the column list after it. Dropped
+  columns are kept (renamed ``_pxt_dropped_<attnum>``) so time travel and revert see them.
+* Revert undoes exactly the latest version using the ``_pxt_v`` and ``_pxt_v_to`` indexes:
+  its cost is what that version changed, not the table size.
+"""
+import json
+
+import plpy
+
+from .sqlutil import ensure_schema, lit, one, q, qualified
+
+SYSTEM = ("_pxt_rowid", "_pxt_v")
+
+
+def hist_name(oid: int) -> str:
+    return f'pxt_internal."hist_{oid}"'
+
+
+def _attrs(oid: int) -> list[dict]:
+    """All live attributes of the table except rowid/version: attnum, name, type."""
+    return list(plpy.execute(plpy.prepare("""
+        SELECT attnum, attname AS name, format_type(atttypid, atttypmod) AS type
+        FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped
+          AND attname NOT IN ('_pxt_rowid', '_pxt_v') ORDER BY attnum""", ["oid"]), [oid]))
+
+
+def ensure_history(oid: int) -> None:
+    """Create the history table, and give it a column for every attribute of the table."""
+    h = hist_name(oid)
+    if not one(f"SELECT to_regclass({lit(h)}) IS NOT NULL AS e")["e"]:
+        plpy.execute(f"CREATE TABLE {h} (_pxt_rowid bigint NOT NULL, _pxt_v_from integer NOT NULL, "
+                     f"_pxt_v_to integer NOT NULL)")
+        plpy.execute(f'CREATE INDEX "hist_{oid}_to" ON {h} (_pxt_v_to)')
+        plpy.execute(f'CREATE INDEX "hist_{oid}_rowid" ON {h} (_pxt_rowid, _pxt_v_to)')
+    have = {r["attname"] for r in plpy.execute(plpy.prepare(
+        "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+        ["text"]), [h])}
+    for a in _attrs(oid):
+        if f"c{a['attnum']}" not in have:
+            plpy.execute(f"ALTER TABLE {h} ADD COLUMN c{a['attnum']} {a['type']}")
+
+
+def schema_snapshot(oid: int) -> list[dict]:
+    return [{"attnum": r["attnum"], "name": r["name"], "type": r["col_type"]} for r in plpy.execute(plpy.prepare(
+        "SELECT attnum, name, col_type FROM pxt.column_defs WHERE relid = $1 AND dropped_at IS NULL ORDER BY attnum",
+        ["oid"]), [oid])]
+
+
+def log_schema_version(oid: int, change: dict) -> int:
+    v = one("UPDATE pxt.tables SET version = version + 1 WHERE relid = $1 RETURNING version",
+            oid, types=["oid"])["version"]
+    plpy.execute(plpy.prepare(
+        "INSERT INTO pxt.versions (relid, version, change_type, schema_change, schema) VALUES ($1, $2, 'schema', $3, $4)",
+        ["oid", "int", "jsonb", "jsonb"]), [oid, v, json.dumps(change), json.dumps(schema_snapshot(oid))])
+    return v
+
+
+def log_create(oid: int) -> None:
+    plpy.execute(plpy.prepare(
+        "INSERT INTO pxt.versions (relid, version, change_type, schema_change, schema) VALUES ($1, 0, 'schema', $2, $3)",
+        ["oid", "jsonb", "jsonb"]), [oid, json.dumps({"op": "create"}), json.dumps(schema_snapshot(oid))])
+
+
+def current_version(oid: int) -> int:
+    return one("SELECT version FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["version"]
+
+
+# --- triggers (generated per table; called by triggers.regenerate) ---------------------------
+def trigger_sql(oid: int) -> list[str]:
+    """Statements (re)creating the version triggers of a table."""
+    table = qualified(oid)
+    h = hist_name(oid)
+    attrs = _attrs(oid)
+    hcols = ", ".join(f"c{a['attnum']}" for a in attrs)
+    ocols = ", ".join(f"o.{q(a['name'])}" for a in attrs)
+    fn = f'pxt_internal."ver_{oid}"'
+    skip = ("current_setting('pixelgres.replaying', true) = 'on' OR "
+            "coalesce(current_setting('pixelgres.recompute', true), '') <> '' OR "
+            "current_setting('pxt_v.internal', true) = 'on'")
+    body = f"""
+DECLARE
+  v integer := nullif(current_setting('pxt_v.t{oid}', true), '')::integer;
+  n bigint;
+  e bigint := 0;
+BEGIN
+  IF {skip} THEN RETURN NULL; END IF;
+  IF TG_WHEN = 'BEFORE' THEN
+    UPDATE pxt.tables SET version = version + 1 WHERE relid = {oid}::oid RETURNING version INTO v;
+    PERFORM set_config('pxt_v.t{oid}', v::text, true);
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    SELECT count(*), count(*) FILTER (WHERE t._pxt_errors IS NOT NULL) INTO n, e
+      FROM {table} t WHERE t._pxt_rowid IN (SELECT _pxt_rowid FROM pxt_new);
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO {h} (_pxt_rowid, _pxt_v_from, _pxt_v_to{', ' + hcols if hcols else ''})
+      SELECT o._pxt_rowid, o._pxt_v, v{', ' + ocols if ocols else ''} FROM pxt_old o WHERE o._pxt_v < v;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    SELECT count(*) INTO e FROM {table} t WHERE t._pxt_v = v AND t._pxt_errors IS NOT NULL;
+  ELSE
+    INSERT INTO {h} (_pxt_rowid, _pxt_v_from, _pxt_v_to{', ' + hcols if hcols else ''})
+      SELECT o._pxt_rowid, o._pxt_v, v{', ' + ocols if ocols else ''} FROM pxt_old o WHERE o._pxt_v < v;
+    GET DIAGNOSTICS n = ROW_COUNT;
+  END IF;
+  IF n = 0 THEN  -- nothing changed: give the version number back (we hold the row lock)
+    UPDATE pxt.tables SET version = version - 1 WHERE relid = {oid}::oid AND version = v;
+  ELSE
+    INSERT INTO pxt.versions (relid, version, change_type, inserts, updates, deletes, errors)
+    VALUES ({oid}::oid, v, 'data', CASE WHEN TG_OP = 'INSERT' THEN n ELSE 0 END,
+            CASE WHEN TG_OP = 'UPDATE' THEN n ELSE 0 END, CASE WHEN TG_OP = 'DELETE' THEN n ELSE 0 END, e);
+  END IF;
+  RETURN NULL;
+END"""
+    out = [f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {lit(body)}"]
+    for ev in ("INSERT", "UPDATE", "DELETE"):
+        out.append(f"CREATE OR REPLACE TRIGGER pxt_version_begin_{ev.lower()} BEFORE {ev} ON {table} "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
+        ref = "NEW TABLE AS pxt_new" if ev == "INSERT" else "OLD TABLE AS pxt_old"
+        out.append(f"CREATE OR REPLACE TRIGGER pxt_version_end_{ev.lower()} AFTER {ev} ON {table} "
+                   f"REFERENCING {ref} FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
+    return out
+
+
+# --- revert -------------------------------------------------------------------------------------
+def _pinning_snapshot(oid: int, v: int):
+    return one("SELECT relid::text AS s, version FROM pxt.tables WHERE kind = 'snapshot' AND base = $1 "
+               "AND version >= $2 ORDER BY version DESC LIMIT 1", oid, v, types=["oid", "int"])
+
+
+def revert(oid: int) -> int:
+    """Undo the latest version; returns the version the table is now at."""
+    table = qualified(oid)
+    v = one("SELECT version FROM pxt.tables WHERE relid = $1 FOR UPDATE", oid, types=["oid"])["version"]
+    if v == 0:
+        plpy.error(f"cannot revert {table}: it is at version 0, there is nothing to undo")
+    snap = _pinning_snapshot(oid, v)
+    if snap:
+        plpy.error(f"cannot revert {table} past version {v}: snapshot {snap['s']} pins version {snap['version']}",
+                   hint="drop the snapshot first (pxt.drop_snapshot)")
+    entry = one("SELECT change_type, schema_change FROM pxt.versions WHERE relid = $1 AND version = $2",
+                oid, v, types=["oid", "int"])
+    if entry is None:
+        plpy.error(f"cannot revert {table}: version {v} is not in the version log")
+    plpy.execute("SELECT set_config('pixelgres.replaying', 'on', true)")
+    try:
+        if entry["change_type"] == "data":
+            _revert_data(oid, v)
+        else:
+            _revert_schema(oid, v, json.loads(entry["schema_change"]))
+    finally:
+        plpy.execute("SELECT set_config('pixelgres.replaying', 'off', true)")
+    plpy.execute(plpy.prepare("DELETE FROM pxt.versions WHERE relid = $1 AND version = $2", ["oid", "int"]), [oid, v])
+    plpy.execute(plpy.prepare("UPDATE pxt.tables SET version = $2 - 1 WHERE relid = $1", ["oid", "int"]), [oid, v])
+    return v - 1
+
+
+def _revert_data(oid: int, v: int) -> None:
+    table, h = qualified(oid), hist_name(oid)
+    attrs = _attrs(oid)
+    vs = str(int(v))
+    plpy.execute(f"DELETE FROM ONLY {table} t WHERE t._pxt_v = {vs} AND NOT EXISTS "
+                 f"(SELECT 1 FROM {h} h WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {vs})")
+    sets = ", ".join([f"{q(a['name'])} = h.c{a['attnum']}" for a in attrs] + ["_pxt_v = h._pxt_v_from"])
+    plpy.execute(f"UPDATE ONLY {table} t SET {sets} FROM {h} h "
+                 f"WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {vs}")
+    names = ", ".join([q(a["name"]) for a in attrs] + ["_pxt_rowid", "_pxt_v"])
+    vals = ", ".join([f"h.c{a['attnum']}" for a in attrs] + ["h._pxt_rowid", "h._pxt_v_from"])
+    plpy.execute(f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE SELECT {vals} FROM {h} h "
+                 f"WHERE h._pxt_v_to = {vs} AND NOT EXISTS (SELECT 1 FROM ONLY {table} t WHERE t._pxt_rowid = h._pxt_rowid)")
+    plpy.execute(f"DELETE FROM {h} WHERE _pxt_v_to = {vs}")
+
+
+def _revert_schema(oid: int, v: int, change: dict) -> None:
+    from . import tables, triggers
+
+    table = qualified(oid)
+    op = change.get("op")
+    plpy.execute("SELECT set_config('pxt_v.no_log', 'on', true)")
+    try:
+        if op == "create":
+            plpy.error(f"cannot revert the creation of {table}; drop it with pxt.drop_table")
+        elif op == "add_column":
+            row = one("SELECT name, expr_view::oid AS vo FROM pxt.column_defs WHERE relid = $1 AND attnum = $2",
+                      oid, change["attnum"], types=["oid", "int"])
+            if row:
+                if row["vo"] and one("SELECT 1 AS x FROM pg_class WHERE oid = $1", row["vo"], types=["oid"]):
+                    plpy.execute(f"DROP VIEW {one('SELECT $1::regclass::text AS n', row['vo'], types=['oid'])['n']}")
+                plpy.execute(f"ALTER TABLE {table} DROP COLUMN {q(row['name'])} CASCADE")
+                h = hist_name(oid)
+                plpy.execute(f"ALTER TABLE {h} DROP COLUMN IF EXISTS c{int(change['attnum'])}")
+        elif op == "drop_column":
+            tables.undrop_column(oid, change["attnum"], change["column"])
+        elif op == "rename_column":
+            phys = one("SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
+                       oid, change["attnum"], types=["oid", "int"])["attname"]
+            plpy.execute(f"ALTER TABLE {table} RENAME COLUMN {q(phys)} TO {q(change['from'])}")
+        elif op == "alter_computed_column":
+            tables.alter_computed_column(table, change["column"], change["old_expr"], change["old_on_error"],
+                                         log=False)
+            plpy.execute("SELECT set_config('pixelgres.replaying', 'off', true)")
+            plpy.execute(plpy.prepare("SELECT pxt.recompute_columns($1, ARRAY[$2], false)", ["text", "text"]),
+                         [table, change["column"]])
+            plpy.execute("SELECT set_config('pixelgres.replaying', 'on', true)")
+        elif op == "add_embedding_index":
+            plpy.execute(plpy.prepare("SELECT pxt.drop_embedding_index($1, $2)", ["text", "text"]),
+                         [table, change["index"]])
+        else:
+            plpy.error(f"cannot revert version {v} of {table}: unknown schema change {op!r}")
+        tables.sync(oid)
+        triggers.regenerate(oid)
+    finally:
+        plpy.execute("SELECT set_config('pxt_v.no_log', 'off', true)")
+
+
+# --- time travel and snapshots ---------------------------------------------------------------------
+def version_sql(oid: int, n: int) -> str:
+    """SELECT returning exactly the rows and columns (as named then) live at version n."""
+    table = qualified(oid)
+    t = one("SELECT version, retained_from FROM pxt.tables WHERE relid = $1", oid, types=["oid"])
+    if n < 0 or n > t["version"]:
+        plpy.error(f"{table} has no version {n} (versions 0..{t['version']})")
+    if n < t["retained_from"]:
+        plpy.error(f"version {n} of {table} was vacuumed (oldest kept: {t['retained_from']})")
+    schema = json.loads(one("SELECT schema FROM pxt.versions WHERE relid = $1 AND version <= $2 AND schema IS NOT NULL "
+                            "ORDER BY version DESC LIMIT 1", oid, n, types=["oid", "int"])["schema"])
+    phys = {r["attnum"]: r["attname"] for r in plpy.execute(plpy.prepare(
+        "SELECT attnum, attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+        ["oid"]), [oid])}
+    live_cols, hist_cols = ["_pxt_rowid"], ["_pxt_rowid"]
+    for c in schema:
+        if c["attnum"] in phys:
+            live_cols.append(f"{q(phys[c['attnum']])} AS {q(c['name'])}")
+            hist_cols.append(f"c{c['attnum']} AS {q(c['name'])}")
+        else:  # physically gone (vacuumed): keep the column, without values
+            live_cols.append(f"NULL::{c['type']} AS {q(c['name'])}")
+            hist_cols.append(f"NULL::{c['type']} AS {q(c['name'])}")
+    ns = str(int(n))
+    return (f"SELECT {', '.join(live_cols)} FROM ONLY {table} WHERE _pxt_v <= {ns} UNION ALL "
+            f"SELECT {', '.join(hist_cols)} FROM {hist_name(oid)} WHERE _pxt_v_from <= {ns} AND _pxt_v_to > {ns}")
+
+
+def create_snapshot(name: str, oid: int, n) -> str:
+    from .sqlutil import parse_table_name
+
+    schema, rel = parse_table_name(name)
+    full = f"{q(schema)}.{q(rel)}"
+    n = current_version(oid) if n is None else int(n)
+    sql = version_sql(oid, n)
+    ensure_schema(schema)
+    plpy.execute(f"CREATE VIEW {full} AS {sql}")
+    plpy.execute(f"COMMENT ON VIEW {full} IS {lit(f'pixelgres snapshot of {qualified(oid)} at version {n}')}")
+    plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid, kind, base, version) VALUES ($1::regclass, 'snapshot', $2, $3)",
+                              ["text", "oid", "int"]), [full, oid, n])
+    return full
+
+
+def at_version(oid: int, n: int) -> str:
+    name = f"{one('SELECT relname FROM pg_class WHERE oid = $1', oid, types=['oid'])['relname']}@{int(n)}"
+    plpy.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {version_sql(oid, n)}")
+    return f"pg_temp.{q(name)}"
+
+
+# --- retention -----------------------------------------------------------------------------------
+def vacuum_history(oid: int, keep, older_than) -> dict:
+    table = qualified(oid)
+    v = current_version(oid)
+    cutoffs = []
+    if keep is not None:
+        if keep < 1:
+            plpy.error("keep must be at least 1 (the current version)")
+        cutoffs.append(v - keep + 1)
+    if older_than is not None:
+        r = one("SELECT coalesce(max(version), 0) AS v FROM pxt.versions WHERE relid = $1 AND created_at <= now() - $2::interval",
+                oid, older_than, types=["oid", "text"])
+        cutoffs.append(r["v"])
+    if not cutoffs:
+        plpy.error("give keep => N versions or older_than => interval")
+    cutoff = max(0, min(cutoffs))
+    snap = one("SELECT min(version) AS v FROM pxt.tables WHERE kind = 'snapshot' AND base = $1", oid, types=["oid"])["v"]
+    if snap is not None and snap < cutoff:
+        plpy.error(f"cannot vacuum {table} history before version {cutoff}: a snapshot pins version {snap}",
+                   hint="drop the snapshot or keep more versions")
+    old = one("SELECT retained_from FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["retained_from"]
+    if cutoff <= old:
+        return {"retained_from": old, "rows_removed": 0}
+    n = plpy.execute(f"DELETE FROM {hist_name(oid)} WHERE _pxt_v_to <= {int(cutoff)}").nrows()
+    plpy.execute(plpy.prepare("UPDATE pxt.tables SET retained_from = $2 WHERE relid = $1", ["oid", "int"]), [oid, cutoff])
+    # soft-dropped columns no retained version can see are dropped for good
+    for d in plpy.execute(plpy.prepare(
+            "SELECT attnum, name FROM pxt.column_defs WHERE relid = $1 AND dropped_at IS NOT NULL AND dropped_at <= $2",
+            ["oid", "int"]), [oid, cutoff]):
+        plpy.execute("SELECT set_config('pxt_v.no_log', 'on', true)")
+        plpy.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {q('_pxt_dropped_' + str(d['attnum']))}")
+        plpy.execute("SELECT set_config('pxt_v.no_log', 'off', true)")
+    return {"retained_from": cutoff, "rows_removed": n}

@@ -1,0 +1,78 @@
+-- Versioning: history, revert, snapshots, time travel, retention (pixelgres.server.versioning).
+
+CREATE OR REPLACE FUNCTION pxt.history(tbl text)
+RETURNS TABLE (version integer, created_at timestamptz, "user" name, change_type text,
+               inserts bigint, updates bigint, deletes bigint, errors bigint, schema_change jsonb)
+LANGUAGE plpython3u AS $py$
+#@pxt
+oid = srv.tables.managed(tbl)
+return plpy.execute(plpy.prepare(
+    "SELECT version, created_at, created_by AS user, change_type, inserts, updates, deletes, errors, schema_change "
+    "FROM pxt.versions WHERE relid = $1 ORDER BY version DESC", ["oid"]), [oid])
+$py$;
+COMMENT ON FUNCTION pxt.history(text) IS 'Versions of a managed table, newest first';
+
+CREATE OR REPLACE FUNCTION pxt.revert(tbl text) RETURNS integer LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.versioning.revert(srv.tables.managed(tbl))
+$py$;
+COMMENT ON FUNCTION pxt.revert(text) IS 'Undo the latest version (data or schema); returns the version the table is now at';
+
+CREATE OR REPLACE FUNCTION pxt.create_snapshot(name text, tbl text, version integer DEFAULT NULL)
+RETURNS regclass LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.versioning.create_snapshot(name, srv.tables.managed(tbl), version)
+$py$;
+COMMENT ON FUNCTION pxt.create_snapshot(text, text, integer) IS
+  'A read-only view of the table as it was at a version (default: now), unaffected by later changes';
+
+CREATE OR REPLACE FUNCTION pxt.drop_snapshot(name text) RETURNS void LANGUAGE plpython3u AS $py$
+#@pxt
+schema, rel = srv.sqlutil.parse_table_name(name)
+full = f"{srv.sqlutil.q(schema)}.{srv.sqlutil.q(rel)}"
+r = plpy.execute(plpy.prepare("SELECT 1 FROM pxt.tables WHERE kind = 'snapshot' AND relid = to_regclass($1)", ["text"]), [full])
+if not r:
+    plpy.error(f"{name!r} is not a snapshot")
+plpy.execute(f"DROP VIEW {full}")
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt.at_version(tbl text, version integer) RETURNS regclass
+LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.versioning.at_version(srv.tables.managed(tbl), version)
+$py$;
+COMMENT ON FUNCTION pxt.at_version(text, integer) IS
+  'Time travel: creates (or replaces) the temporary view "<table>@<version>" with the rows and columns of that version and returns its name';
+
+CREATE OR REPLACE FUNCTION pxt.rows_at_version(tbl text, version integer) RETURNS SETOF jsonb
+LANGUAGE plpython3u AS $py$
+#@pxt
+sql = srv.versioning.version_sql(srv.tables.managed(tbl), version)
+return [r["j"] for r in plpy.execute(f"SELECT to_jsonb(v) AS j FROM ({sql}) v ORDER BY v._pxt_rowid")]
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt.vacuum_history(tbl text, keep integer DEFAULT NULL, older_than interval DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpython3u AS $py$
+#@pxt
+import json
+return json.dumps(srv.versioning.vacuum_history(srv.tables.managed(tbl), keep, older_than))
+$py$;
+COMMENT ON FUNCTION pxt.vacuum_history(text, integer, interval) IS
+  'Forget row versions older than the last keep versions or older_than; refuses versions pinned by snapshots';
+
+CREATE OR REPLACE FUNCTION pxt.add_column(tbl text, name text, type text) RETURNS text LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.add_column(tbl, name, type)
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt.rename_column(tbl text, old_name text, new_name text) RETURNS text
+LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.rename_column(tbl, old_name, new_name)
+$py$;
+
+CREATE OR REPLACE FUNCTION pxt.drop_table(name text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpython3u AS $py$
+#@pxt
+srv.tables.drop_table(name, force)
+$py$;
