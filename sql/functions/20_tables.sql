@@ -151,6 +151,7 @@ ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION pxt._on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE r record;
 BEGIN
+    IF current_setting('pxt_v.in_sync', true) = 'on' THEN RETURN; END IF;  -- our own DDL
     FOR r IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
              WHERE command_tag = 'ALTER TABLE' AND objid IN (SELECT relid FROM pxt.tables) LOOP
         PERFORM pxt._sync(r.objid);

@@ -97,7 +97,17 @@ def manage(name: str) -> str:
 
 
 def sync(oid: int) -> None:
-    """Bring the catalog in line with the table (new, renamed, dropped columns), regenerate."""
+    """Bring the catalog in line with the table (new, renamed, dropped columns), regenerate,
+    and log a schema version if the columns changed."""
+    was = one("SELECT coalesce(current_setting('pxt_v.in_sync', true), '') AS v")["v"]
+    plpy.execute("SELECT set_config('pxt_v.in_sync', 'on', true)")  # our DDL must not re-enter
+    try:
+        _sync(oid)
+    finally:
+        plpy.execute(plpy.prepare("SELECT set_config('pxt_v.in_sync', $1, true)", ["text"]), [was])
+
+
+def _sync(oid: int) -> None:
     q_oid = ["oid"]
     gone = plpy.execute(plpy.prepare("""
         DELETE FROM pxt.column_defs d WHERE d.relid = $1 AND NOT EXISTS (

@@ -41,8 +41,7 @@ def ensure_history(oid: int) -> None:
     if not one(f"SELECT to_regclass({lit(h)}) IS NOT NULL AS e")["e"]:
         plpy.execute(f"CREATE TABLE {h} (_pxt_rowid bigint NOT NULL, _pxt_v_from integer NOT NULL, "
                      f"_pxt_v_to integer NOT NULL)")
-        plpy.execute(f'CREATE INDEX "hist_{oid}_to" ON {h} (_pxt_v_to)')
-        plpy.execute(f'CREATE INDEX "hist_{oid}_rowid" ON {h} (_pxt_rowid, _pxt_v_to)')
+        plpy.execute(f'CREATE INDEX "hist_{oid}_to" ON {h} (_pxt_v_to)')  # revert; time travel scans
     have = {r["attname"] for r in plpy.execute(plpy.prepare(
         "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
         ["text"]), [h])}
@@ -77,8 +76,9 @@ def current_version(oid: int) -> int:
 
 
 # --- triggers (generated per table; called by triggers.regenerate) ---------------------------
-def trigger_sql(oid: int) -> list[str]:
-    """Statements (re)creating the version triggers of a table."""
+def trigger_sql(oid: int, late_errors: bool) -> list[str]:
+    """Statements (re)creating the version triggers of a table. ``late_errors``: batched
+    columns record errors after the rows were captured, so count them in the table."""
     table = qualified(oid)
     h = hist_name(oid)
     attrs = _attrs(oid)
@@ -101,13 +101,13 @@ BEGIN
     RETURN NULL;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    SELECT count(*), count(*) FILTER (WHERE t._pxt_errors IS NOT NULL) INTO n, e
-      FROM {table} t WHERE t._pxt_rowid IN (SELECT _pxt_rowid FROM pxt_new);
+    SELECT count(*), count(*) FILTER (WHERE {"(SELECT t._pxt_errors IS NOT NULL FROM " + table + " t WHERE t._pxt_rowid = n._pxt_rowid)" if late_errors else "n._pxt_errors IS NOT NULL"})
+      INTO n, e FROM pxt_new n;
   ELSIF TG_OP = 'UPDATE' THEN
     INSERT INTO {h} (_pxt_rowid, _pxt_v_from, _pxt_v_to{', ' + hcols if hcols else ''})
       SELECT o._pxt_rowid, o._pxt_v, v{', ' + ocols if ocols else ''} FROM pxt_old o WHERE o._pxt_v < v;
     GET DIAGNOSTICS n = ROW_COUNT;
-    SELECT count(*) INTO e FROM {table} t WHERE t._pxt_v = v AND t._pxt_errors IS NOT NULL;
+    SELECT count(*) INTO e FROM {table} t WHERE t._pxt_v = v AND t._pxt_errors IS NOT NULL;  -- _pxt_v index
   ELSE
     INSERT INTO {h} (_pxt_rowid, _pxt_v_from, _pxt_v_to{', ' + hcols if hcols else ''})
       SELECT o._pxt_rowid, o._pxt_v, v{', ' + ocols if ocols else ''} FROM pxt_old o WHERE o._pxt_v < v;
@@ -122,7 +122,10 @@ BEGIN
   END IF;
   RETURN NULL;
 END"""
-    out = [f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {lit(body)}"]
+    out = [f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {lit(body)}",
+           # inserted rows take the statement's version from a default: no row trigger needed
+           f"ALTER TABLE {table} ALTER COLUMN _pxt_v SET DEFAULT "
+           f"coalesce(nullif(current_setting('pxt_v.t{oid}', true), '')::integer, 0)"]
     for ev in ("INSERT", "UPDATE", "DELETE"):
         out.append(f"CREATE OR REPLACE TRIGGER pxt_version_begin_{ev.lower()} BEFORE {ev} ON {table} "
                    f"FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
