@@ -60,6 +60,28 @@ def cmd_demo(args) -> int:
     return demo.run(c)
 
 
+def cmd_worker(args) -> int:
+    """Fill deferred computed columns until stopped (or once with --once)."""
+    import time
+
+    import psycopg
+
+    dsn = args.dsn or os.environ.get("PIXELGRES_DSN") or embedded_cluster().start().ensure_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        done = []
+        conn.add_notice_handler(lambda d: done.append(d.message_primary))
+        while True:
+            done.clear()
+            conn.execute("CALL pxt.process_pending(%s, %s)", (args.table, args.batch_size))
+            n = sum(int(m.split()[2]) for m in done if m.startswith("pixelgres: processed"))
+            if n:
+                print(f"processed {n} pending cells", flush=True)
+            if args.once:
+                return 0
+            if not n:
+                time.sleep(args.interval)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pixelgres", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -70,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(f=cmd_psql)
     sub.add_parser("demo", help="run the demo pipeline on the embedded cluster").set_defaults(f=cmd_demo)
+    w = sub.add_parser("worker", help="fill deferred computed columns (FOR UPDATE SKIP LOCKED; run several)")
+    w.add_argument("--dsn", help="database to work on (default: $PIXELGRES_DSN, else the embedded cluster)")
+    w.add_argument("--table", help="only this table")
+    w.add_argument("--batch-size", type=int, default=100)
+    w.add_argument("--interval", type=float, default=1.0, help="seconds to wait when nothing is pending")
+    w.add_argument("--once", action="store_true", help="one sweep, then exit")
+    w.set_defaults(f=cmd_worker)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["psql"]:  # everything after "psql" is psql's
         return cmd_psql(argparse.Namespace(rest=argv[1:]))

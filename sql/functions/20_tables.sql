@@ -14,22 +14,76 @@ return srv.tables.manage(name)
 $py$;
 COMMENT ON FUNCTION pxt.manage(text) IS 'Adopt an existing table (made with plain DDL) as a managed table';
 
-CREATE OR REPLACE FUNCTION pxt._add_computed_column(tbl text, name text, expr text, on_error text, if_exists text)
-RETURNS text LANGUAGE plpython3u AS $py$
+CREATE OR REPLACE FUNCTION pxt._add_computed_column(tbl text, name text, expr text, on_error text, if_exists text,
+    mode text) RETURNS text LANGUAGE plpython3u AS $py$
 #@pxt
-return srv.tables.add_computed_column(tbl, name, expr, on_error, if_exists)
+return srv.tables.add_computed_column(tbl, name, expr, on_error, if_exists, mode)
 $py$;
 
 CREATE OR REPLACE FUNCTION pxt.add_computed_column(tbl text, name text, expr text,
-    on_error text DEFAULT 'abort', if_exists text DEFAULT 'error') RETURNS text
+    on_error text DEFAULT 'abort', if_exists text DEFAULT 'error', mode text DEFAULT 'eager') RETURNS text
 LANGUAGE plpgsql AS $$
-DECLARE col text := pxt._add_computed_column(tbl, name, expr, on_error, if_exists);
+DECLARE col text := pxt._add_computed_column(tbl, name, expr, on_error, if_exists, mode);
 BEGIN
-    PERFORM pxt.recompute_columns(tbl, ARRAY[col], false);
+    IF mode = 'eager' THEN
+        PERFORM pxt.recompute_columns(tbl, ARRAY[col], false);
+    END IF;
     RETURN col;
 END $$;
-COMMENT ON FUNCTION pxt.add_computed_column(text, text, text, text, text) IS
-  'Add a column computed from expr (SQL over the table''s columns) on insert and update; backfills existing rows';
+COMMENT ON FUNCTION pxt.add_computed_column(text, text, text, text, text, text) IS
+  'Add a column computed from expr (SQL over the table''s columns) on insert and update; backfills existing rows. mode => ''deferred'' leaves cells pending for pxt.process_pending / pixelgres worker';
+
+CREATE OR REPLACE FUNCTION pxt.status(tbl text DEFAULT NULL)
+RETURNS TABLE ("table" text, "column" text, mode text, pending bigint, computed bigint, errors bigint)
+LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.status(tbl)
+$py$;
+COMMENT ON FUNCTION pxt.status(text) IS 'Exact pending / computed / error counts of every computed column';
+
+CREATE OR REPLACE FUNCTION pxt._deferred_columns(tbl text) RETURNS TABLE (relid regclass, name name)
+LANGUAGE plpython3u AS $py$
+#@pxt
+oid = srv.tables.managed(tbl) if tbl is not None else None
+return plpy.execute(plpy.prepare(
+    "SELECT relid, name FROM pxt.column_defs WHERE deferred AND dropped_at IS NULL AND ($1::oid IS NULL OR relid = $1) "
+    "ORDER BY relid, position", ["oid"]), [oid])
+$py$;
+
+-- Fill pending cells of deferred columns, batch_size rows at a time, committing after each
+-- batch. Rows are claimed with FOR UPDATE SKIP LOCKED, so several workers share the work.
+-- Each call sweeps each column once in rowid order (a cell whose value is NULL is not
+-- retried within the call). Returns through a NOTICE how many cells it processed.
+CREATE OR REPLACE PROCEDURE pxt.process_pending(tbl text DEFAULT NULL, batch_size integer DEFAULT 100,
+                                                max_batches integer DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    cols regclass[]; names name[];
+    i integer; ids bigint[]; last_id bigint; total bigint := 0; batches integer := 0;
+BEGIN
+    SELECT array_agg(d.relid), array_agg(d.name) INTO cols, names FROM pxt._deferred_columns(tbl) d;
+    IF cols IS NULL THEN RETURN; END IF;
+    FOR i IN 1 .. array_length(cols, 1) LOOP
+        last_id := 0;
+        LOOP
+            EXIT WHEN max_batches IS NOT NULL AND batches >= max_batches;
+            EXECUTE format('SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM (SELECT _pxt_rowid FROM ONLY %s '
+                           'WHERE _pxt_rowid > $1 AND %I IS NULL AND NOT coalesce(_pxt_errors ? %L, false) '
+                           'ORDER BY _pxt_rowid LIMIT %s FOR UPDATE SKIP LOCKED) s',
+                           cols[i], names[i], names[i], batch_size) USING last_id INTO ids;
+            EXIT WHEN ids IS NULL;
+            PERFORM set_config('pixelgres.recompute', names[i], true);
+            EXECUTE format('UPDATE ONLY %s SET %I = %I WHERE _pxt_rowid = ANY($1)', cols[i], names[i], names[i])
+                USING ids;
+            PERFORM set_config('pixelgres.recompute', '', true);
+            total := total + array_length(ids, 1);
+            last_id := ids[array_length(ids, 1)];
+            batches := batches + 1;
+            COMMIT;
+        END LOOP;
+    END LOOP;
+    RAISE NOTICE 'pixelgres: processed % pending cells', total;
+END $$;
 
 CREATE OR REPLACE FUNCTION pxt._alter_computed_column(tbl text, name text, expr text, on_error text)
 RETURNS text LANGUAGE plpython3u AS $py$

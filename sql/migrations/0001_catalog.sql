@@ -31,6 +31,7 @@ CREATE TABLE pxt.column_defs (
     deps        name[] NOT NULL DEFAULT '{}',  -- columns expr reads
     batched     boolean NOT NULL DEFAULT false, -- expr calls a batched function
     on_error    text NOT NULL DEFAULT 'abort' CHECK (on_error IN ('abort', 'ignore')),
+    deferred    boolean NOT NULL DEFAULT false, -- filled by pxt.process_pending / pixelgres worker
     position    integer NOT NULL,  -- evaluation order among computed columns
     dropped_at  integer,           -- soft-dropped at this version (kept for time travel and revert)
     created_at  timestamptz NOT NULL DEFAULT now(),

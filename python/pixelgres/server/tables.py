@@ -163,12 +163,15 @@ def _log_schema_change(oid: int) -> None:
     versioning.log_schema_version(oid, change)
 
 
-def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort", if_exists: str = "error") -> str:
+def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort", if_exists: str = "error",
+                        mode: str = "eager") -> str:
     oid = managed(table)
     full = qualified(oid)
     check_column_name(name)
     if on_error not in ("abort", "ignore"):
         plpy.error(f"on_error must be 'abort' or 'ignore', not {on_error!r}")
+    if mode not in ("eager", "deferred"):
+        plpy.error(f"mode must be 'eager' or 'deferred', not {mode!r}")
     if one("SELECT 1 AS x FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
            oid, name, types=["oid", "name"]):
         if if_exists == "ignore":
@@ -183,11 +186,11 @@ def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort
     plpy.execute(f"ALTER TABLE {full} ADD COLUMN {q(name)} {info['type']}")  # type from format_type: safe
     plpy.execute(plpy.prepare("""
         UPDATE pxt.column_defs SET expr = $3, expr_view = $4::regclass, deps = $5, batched = $6, on_error = $7,
-               media_type = $8, position = (SELECT coalesce(max(position), 0) + 1 FROM pxt.column_defs WHERE relid = $1)
-        WHERE relid = $1 AND name = $2 AND dropped_at IS NULL""", ["oid", "name", "text", "text", "name[]", "bool", "text", "text"]),
-        [oid, name, expr, view, info["deps"], batched, on_error, info["media_type"]])
+               media_type = $8, deferred = $9, position = (SELECT coalesce(max(position), 0) + 1 FROM pxt.column_defs WHERE relid = $1)
+        WHERE relid = $1 AND name = $2 AND dropped_at IS NULL""", ["oid", "name", "text", "text", "name[]", "bool", "text", "text", "bool"]),
+        [oid, name, expr, view, info["deps"], batched, on_error, info["media_type"], mode == "deferred"])
     triggers.regenerate(oid)
-    return name  # the SQL wrapper backfills (pxt.recompute_columns)
+    return name  # the SQL wrapper backfills (pxt.recompute_columns) unless deferred
 
 
 def drop_column(table: str, name: str) -> None:
@@ -325,3 +328,28 @@ def errors(table: str):
                e.value->>'message' AS message, e.value->>'sqlstate' AS sqlstate
         FROM ONLY {full} t, jsonb_each(t._pxt_errors) e
         WHERE t._pxt_errors IS NOT NULL ORDER BY 1, 2""")
+
+
+def status(table):
+    """Per computed column: pending (NULL, no error), computed, error counts — exact."""
+    if table is None:
+        oids = [r["relid"] for r in plpy.execute("SELECT relid::oid::int AS relid FROM pxt.tables WHERE kind <> 'snapshot'")]
+    else:
+        oids = [managed(table)]
+    out = []
+    for oid in oids:
+        full = qualified(oid)
+        cols = [r["name"] for r in plpy.execute(plpy.prepare(
+            "SELECT name FROM pxt.column_defs WHERE relid = $1 AND expr IS NOT NULL AND dropped_at IS NULL "
+            "ORDER BY position", ["oid"]), [oid])]
+        if not cols:
+            continue
+        aggs = ", ".join(
+            f"count(*) FILTER (WHERE {q(c)} IS NULL AND NOT coalesce(_pxt_errors ? {plpy.quote_literal(c)}, false)), "
+            f"count({q(c)}), count(*) FILTER (WHERE _pxt_errors ? {plpy.quote_literal(c)})" for c in cols)
+        row = plpy.execute(f"SELECT ARRAY[{aggs}]::bigint[] AS a FROM ONLY {full}")[0]["a"]
+        mode = {r["name"]: r["deferred"] for r in plpy.execute(plpy.prepare(
+            "SELECT name, deferred FROM pxt.column_defs WHERE relid = $1", ["oid"]), [oid])}
+        for i, c in enumerate(cols):
+            out.append((full, c, "deferred" if mode[c] else "eager", row[3 * i], row[3 * i + 1], row[3 * i + 2]))
+    return out

@@ -52,7 +52,7 @@ def _compute_block(table: str, c: dict) -> str:
 
 def _load(oid: int) -> list[dict]:
     rows = plpy.execute(plpy.prepare("""
-        SELECT name, expr, expr_view::text AS v, deps, batched, on_error, media_type
+        SELECT name, expr, expr_view::text AS v, deps, batched, on_error, media_type, deferred
         FROM pxt.column_defs WHERE relid = $1 AND dropped_at IS NULL
         ORDER BY expr IS NOT NULL, position, attnum""", ["oid"]), [oid])
     cols = []
@@ -70,7 +70,7 @@ def _load(oid: int) -> list[dict]:
     computed = [c for c in cols if c["expr"] is not None]
     pending = set()
     for c in computed:  # position order is a topological order
-        c["pending"] = c["batched"] or any(d in pending for d in c["deps"])
+        c["pending"] = c["batched"] or c["deferred"] or any(d in pending for d in c["deps"])
         if c["pending"]:
             pending.add(c["name"])
     return cols
@@ -115,6 +115,9 @@ def regenerate(oid: int) -> None:
                               [f"pxt_row.{q(d)} IS DISTINCT FROM OLD.{q(d)}" for d in c["deps"]])
         if c["batched"]:
             body = f"      IF pxt_depth <= 1 THEN pxt_row.{q(c['name'])} := NULL; END IF;\n"
+        elif c["deferred"]:  # computed only when the worker asks (pixelgres.recompute names it)
+            body = (f"      IF {lit(c['name'])} = ANY(pxt_asked) THEN\n{_compute_block(table, c)}"
+                    f"      ELSE pxt_row.{q(c['name'])} := NULL; END IF;\n")
         else:
             body = _compute_block(table, c)
         upd.append(f"    IF {changed} THEN\n      pxt_row._pxt_errors := pxt_row._pxt_errors - {lit(c['name'])};\n{body}    END IF;\n")
@@ -123,6 +126,7 @@ def regenerate(oid: int) -> None:
 DECLARE
   pxt_row ALIAS FOR NEW;
   pxt_force text[];
+  pxt_asked text[] := string_to_array(nullif(current_setting('pixelgres.recompute', true), ''), ',');
   pxt_depth int := pg_trigger_depth();
 BEGIN
   IF current_setting('pixelgres.replaying', true) = 'on' THEN RETURN NEW; END IF;
@@ -172,9 +176,11 @@ END"""
                        f"format('computed column %s of %s failed for row (_pxt_rowid=%s): %s', {lit(c['name'])}, "
                        f"{lit(table)}, pxt_id, pxt._clean_error(SQLERRM)), "
                        f"HINT = 'add the column with on_error => ''ignore'' to record per-row errors instead';")
+        asked = (f" AND {lit(c['name'])} = ANY(string_to_array(current_setting('pixelgres.recompute', true), ','))"
+                 if c["deferred"] else "")
         steps.append(f"""
   SELECT array_agg(n._pxt_rowid ORDER BY n._pxt_rowid) INTO pxt_ids FROM pxt_new n
-   WHERE n.{col} IS NULL AND NOT coalesce(n._pxt_errors ? {lit(c['name'])}, false);
+   WHERE n.{col} IS NULL AND NOT coalesce(n._pxt_errors ? {lit(c['name'])}, false){asked};
   IF pxt_ids IS NOT NULL THEN
     BEGIN
       PERFORM pxt._batch_begin();
