@@ -341,3 +341,25 @@ def test_two_writers_linear_history(server, dsn):
         assert vs == list(range(len(vs))) and len(vs) == 1 + 40 + 8
         assert c.execute("SELECT count(*) FROM cw").fetchone()[0] == 40
         assert len(at(c, "cw", len(vs) - 1)) == 40
+
+
+def test_media_vacuum_keeps_what_versions_reference(db, files):
+    from PIL import Image
+    for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        Image.new("RGB", (64, 48), colour).save(files / f"{i}.png")
+    db.execute("SELECT pxt.create_table('mv', '{\"image\": \"image\"}')")
+    db.execute("SELECT pxt.add_computed_column('mv', 'small', 'pxt.resize(image, 8, 8)')")
+    db.execute("INSERT INTO mv (image) VALUES (%s), (%s)", (str(files / "0.png"), str(files / "1.png")))
+    db.execute("SELECT pxt.create_snapshot('mv_snap', 'mv')")
+    db.execute("DELETE FROM mv WHERE image = %s", (str(files / "0.png"),))   # still in history + snapshot
+    db.execute("INSERT INTO mv (image) VALUES (%s)", (str(files / "2.png"),))
+    db.execute("SELECT pxt.revert('mv')")                                    # its thumbnail is now garbage
+    orphan = db.execute("SELECT pxt.store_media('\\x00ff'::bytea, 'bin')").fetchone()[0]
+    refs = [r[0] for r in db.execute("SELECT small FROM mv_snap")]
+    r = db.execute("SELECT pxt.vacuum_media(min_age => '0 seconds')").fetchone()[0]
+    assert r["deleted"] == 2  # the reverted thumbnail and the orphan
+    for ref in refs:  # every version's media still resolves
+        assert db.execute("SELECT pxt.width(%s)", (ref,)).fetchone()[0] == 8
+    with pytest.raises(psycopg.Error, match="not found"):
+        db.execute("SELECT pxt.media_path(%s)", (orphan,))
+    assert db.execute("SELECT pxt.vacuum_media(min_age => '0 seconds')").fetchone()[0]["deleted"] == 0

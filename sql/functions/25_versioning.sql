@@ -76,3 +76,14 @@ LANGUAGE plpython3u AS $py$
 #@pxt
 srv.tables.drop_table(name, force)
 $py$;
+
+CREATE OR REPLACE FUNCTION pxt.vacuum_media(min_age interval DEFAULT '1 hour', dry_run boolean DEFAULT false)
+RETURNS jsonb LANGUAGE plpython3u AS $py$
+#@pxt
+import json
+secs = plpy.execute(plpy.prepare("SELECT extract(epoch FROM $1::interval)::float8 AS s", ["text"]), [min_age])[0]["s"]
+return json.dumps(srv.versioning.vacuum_media(secs, dry_run))
+$py$;
+REVOKE EXECUTE ON FUNCTION pxt.vacuum_media(interval, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION pxt.vacuum_media(interval, boolean) IS
+  'Delete media store files that no live row, history row or snapshot of this database references (older than min_age)';

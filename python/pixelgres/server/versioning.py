@@ -307,3 +307,54 @@ def vacuum_history(oid: int, keep, older_than) -> dict:
         plpy.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {q('_pxt_dropped_' + str(d['attnum']))}")
         plpy.execute("SELECT set_config('pxt_v.no_log', 'off', true)")
     return {"retained_from": cutoff, "rows_removed": n}
+
+
+def vacuum_media(min_age_seconds: float, dry_run: bool) -> dict:
+    """Delete store files that no live row, history row (hence no snapshot) references.
+    Files younger than ``min_age_seconds`` are kept: a concurrent, not yet committed
+    transaction may have just written them."""
+    import os
+    import time
+
+    from .media import media_dir
+
+    refs = set()
+    for t in plpy.execute("SELECT relid::oid::int AS oid FROM pxt.tables WHERE kind <> 'snapshot'"):
+        oid = t["oid"]
+        cols = plpy.execute(plpy.prepare(
+            "SELECT a.attname, d.attnum FROM pxt.column_defs d JOIN pg_attribute a ON a.attrelid = d.relid "
+            "AND a.attnum = d.attnum AND NOT a.attisdropped WHERE d.relid = $1 AND d.media_type IS NOT NULL",
+            ["oid"]), [oid])
+        h = hist_name(oid)
+        has_h = one(f"SELECT to_regclass({lit(h)}) IS NOT NULL AS e")["e"]
+        for c in cols:
+            parts = [f"SELECT {q(c['attname'])}::text AS r FROM ONLY {qualified(oid)}"]
+            if has_h:
+                parts.append(f"SELECT c{int(c['attnum'])}::text FROM {h}")
+            for r in plpy.execute(f"SELECT DISTINCT r FROM ({' UNION ALL '.join(parts)}) s "
+                                  f"WHERE r LIKE 'media://%'"):
+                refs.add(r["r"][len("media://"):])
+    root = media_dir()
+    now = time.time()
+    scanned = deleted = freed = 0
+    for sub in sorted(os.listdir(root)):
+        d = os.path.join(root, sub)
+        if len(sub) != 2 or not os.path.isdir(d):
+            continue  # e.g. _url_cache
+        for name in os.listdir(d):
+            if name.startswith(".tmp-"):
+                path = os.path.join(d, name)  # an interrupted write: remove once old enough
+            elif name in refs:
+                scanned += 1
+                continue
+            else:
+                path = os.path.join(d, name)
+            scanned += 1
+            st = os.stat(path)
+            if now - st.st_mtime < min_age_seconds:
+                continue
+            deleted += 1
+            freed += st.st_size
+            if not dry_run:
+                os.unlink(path)
+    return {"files": scanned, "referenced": len(refs), "deleted": deleted, "bytes_freed": freed, "dry_run": dry_run}
