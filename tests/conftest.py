@@ -74,7 +74,7 @@ def server():
         container = (DockerContainer(image)
                      .with_env("POSTGRES_PASSWORD", "pixelgres")
                      .with_volume_mapping(str(files), str(files), "rw")
-                     .with_command(f"postgres -c pixelgres.allowed_roots={files}")
+                     .with_command(f"postgres -c shared_preload_libraries=pixelgres -c pixelgres.allowed_roots={files}")
                      .with_exposed_ports(5432))
         container.start()
         wait_for_logs(container, "database system is ready to accept connections", timeout=120)

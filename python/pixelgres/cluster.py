@@ -128,6 +128,9 @@ class Cluster:
             "unix_socket_directories": f"'{self.sockdir}'",
             "unix_socket_permissions": "0700",
             "logging_collector": "off",
+            # defines pixelgres.* settings at session start, so superuser-only ones are
+            # refused at SET time (without it they are discarded when first used)
+            "shared_preload_libraries": "'pixelgres'",
             **{k: v for k, v in self.settings.items()},
         }
         lines = "".join(f"{k} = {v}\n" for k, v in conf.items())

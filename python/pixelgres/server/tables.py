@@ -91,6 +91,7 @@ def manage(name: str) -> str:
         plpy.execute(f"ALTER TABLE {full} ADD COLUMN _pxt_v integer NOT NULL DEFAULT 0")
     plpy.execute(f"CREATE INDEX ON {full} (_pxt_v)")  # revert finds a version's rows by it
     plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid) VALUES ($1)", ["oid"]), [oid])
+    plpy.execute(f"GRANT SELECT ON {full} TO pxt_reader")
     sync(oid)
     versioning.log_create(oid)
     return full

@@ -42,6 +42,7 @@ def ensure_history(oid: int) -> None:
         plpy.execute(f"CREATE TABLE {h} (_pxt_rowid bigint NOT NULL, _pxt_v_from integer NOT NULL, "
                      f"_pxt_v_to integer NOT NULL)")
         plpy.execute(f'CREATE INDEX "hist_{oid}_to" ON {h} (_pxt_v_to)')  # revert; time travel scans
+        plpy.execute(f"GRANT SELECT ON {h} TO pxt_reader")
     have = {r["attname"] for r in plpy.execute(plpy.prepare(
         "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
         ["text"]), [h])}
@@ -122,7 +123,10 @@ BEGIN
   END IF;
   RETURN NULL;
 END"""
-    out = [f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {lit(body)}",
+    # SECURITY DEFINER: anyone allowed to write the table gets its versions recorded (history
+    # table, version log) as the table's owner; the body is fixed, schema-qualified SQL.
+    out = [f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+           f"SET search_path = pg_catalog, pg_temp AS {lit(body)}",
            # inserted rows take the statement's version from a default: no row trigger needed
            f"ALTER TABLE {table} ALTER COLUMN _pxt_v SET DEFAULT "
            f"coalesce(nullif(current_setting('pxt_v.t{oid}', true), '')::integer, 0)"]
@@ -262,6 +266,7 @@ def create_snapshot(name: str, oid: int, n) -> str:
     sql = version_sql(oid, n)
     ensure_schema(schema)
     plpy.execute(f"CREATE VIEW {full} AS {sql}")
+    plpy.execute(f"GRANT SELECT ON {full} TO pxt_reader")
     plpy.execute(f"COMMENT ON VIEW {full} IS {lit(f'pixelgres snapshot of {qualified(oid)} at version {n}')}")
     plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid, kind, base, version) VALUES ($1::regclass, 'snapshot', $2, $3)",
                               ["text", "oid", "int"]), [full, oid, n])

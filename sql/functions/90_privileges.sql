@@ -1,0 +1,37 @@
+-- Replayed last by every install/upgrade: who may execute what (see 0020_roles.sql).
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pxt FROM PUBLIC;
+REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA pxt FROM PUBLIC;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pxt TO pxt_user;
+GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA pxt TO pxt_user;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pxt TO pxt_admin;
+GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA pxt TO pxt_admin;
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    -- event triggers run for everybody's DDL; the internals every caller's code path needs
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'pxt'::regnamespace
+             AND (p.prorettype = 'event_trigger'::regtype
+                  OR p.proname IN ('_guc_init', '_boot', '_media_dir', '_owns', 'version')) LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+    END LOOP;
+    -- admin only
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'pxt'::regnamespace
+             AND p.proname IN ('vacuum_media', 'server_info', 'register_udf') LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM pxt_user', f);
+    END LOOP;
+    -- readers: what only reads
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'pxt'::regnamespace
+             AND p.proname IN ('history', 'columns', 'errors', 'status', 'list_tables', 'at_version',
+                               'rows_at_version', 'width', 'height', 'mode', 'format', 'image_info',
+                               'to_bytes', 'image_url', 'views', 'embedding_indexes', 'embedding_models',
+                               'search', 'embed', 'hybrid_search', '_clean_error', '_error_info') LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pxt_reader', f);
+    END LOOP;
+END $$;
+
+-- catalog tables of the feature modules (embedding indexes, iterator views, AI cache): read by
+-- readers, written by users' DDL and computations. tables/column_defs/versions add row-level
+-- security (0020_roles.sql) so only a table's owner changes its rows.
+GRANT SELECT ON ALL TABLES IN SCHEMA pxt TO pxt_reader;
+GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pxt TO pxt_user;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA pxt TO pxt_user;

@@ -1,0 +1,96 @@
+"""The privilege model: pxt_reader / pxt_user / pxt_admin, and what nobody else can do."""
+import uuid
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+
+@pytest.fixture
+def roles(db, dsn):
+    tag = uuid.uuid4().hex[:6]
+    made = {}
+    # CREATE EXTENSION grants this in the database it runs in; test databases are clones
+    db.execute("DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO pxt_user', current_database()); END $$")
+    for kind in ("reader", "user", "user2", "admin", "nobody"):
+        name = f"{kind}_{tag}"
+        db.execute(f"CREATE ROLE {name} LOGIN")
+        if kind != "nobody":
+            db.execute(f"GRANT pxt_{kind.rstrip('2')} TO {name}")
+        made[kind] = name
+    conns = {k: psycopg.connect(make_conninfo(dsn, user=v), autocommit=True) for k, v in made.items()}
+    yield conns
+    for c in conns.values():
+        c.close()
+    for name in made.values():
+        db.execute(f"REASSIGN OWNED BY {name} TO CURRENT_USER")
+        db.execute(f"DROP OWNED BY {name}")
+        db.execute(f"DROP ROLE {name}")
+
+
+def test_user_builds_and_versions_own_tables(roles):
+    u = roles["user"]
+    u.execute("SELECT pxt.create_table('u_space.t', '{\"x\": \"int\"}')")
+    u.execute("SELECT pxt.add_computed_column('u_space.t', 'y', 'x * 2')")
+    u.execute("INSERT INTO u_space.t (x) VALUES (1), (2)")
+    u.execute("UPDATE u_space.t SET x = 5 WHERE x = 1")
+    assert u.execute("SELECT pxt.revert('u_space.t')").fetchone()[0] == 2
+    u.execute("SELECT pxt.create_snapshot('u_space.snap', 'u_space.t')")
+    assert u.execute("SELECT count(*) FROM pxt.history('u_space.t')").fetchone()[0] == 3
+    assert u.execute("SELECT sum(y) FROM u_space.t").fetchone()[0] == 6
+
+
+def test_reader_reads_but_cannot_write(roles):
+    roles["user"].execute("SELECT pxt.create_table('r_space.t', '{\"x\": \"int\"}')")
+    roles["user"].execute("INSERT INTO r_space.t (x) VALUES (1)")
+    roles["user"].execute("SELECT pxt.create_snapshot('r_space.snap', 'r_space.t')")
+    roles["user"].execute("GRANT USAGE ON SCHEMA r_space TO pxt_reader")
+    r = roles["reader"]
+    assert r.execute("SELECT x FROM r_space.t").fetchall() == [(1,)]
+    assert r.execute("SELECT x FROM r_space.snap").fetchall() == [(1,)]
+    assert r.execute("SELECT count(*) FROM pxt.history('r_space.t')").fetchone()[0] == 2
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        r.execute("INSERT INTO r_space.t (x) VALUES (2)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        r.execute("SELECT pxt.create_table('r2.t', '{\"x\": \"int\"}')")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        r.execute("SELECT pxt.revert('r_space.t')")
+
+
+def test_other_users_tables_and_catalog_are_protected(roles):
+    a, b = roles["user"], roles["user2"]
+    a.execute("SELECT pxt.create_table('a_space.t', '{\"x\": \"int\"}')")
+    a.execute("SELECT pxt.add_computed_column('a_space.t', 'y', 'x + 1')")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        b.execute("INSERT INTO a_space.t (x) VALUES (1)")
+    # the catalog rows of a's table cannot be changed by b (row-level security)
+    oid = a.execute("SELECT 'a_space.t'::regclass::oid").fetchone()[0]
+    n = b.execute("UPDATE pxt.column_defs SET expr = 'x + 100' WHERE relid = %s::oid::regclass", (oid,)).rowcount
+    assert n == 0
+    assert b.execute("SELECT count(*) FROM pxt.column_defs WHERE relid = %s::oid::regclass", (oid,)).fetchone()[0] == 2
+    with pytest.raises(psycopg.Error):
+        b.execute("SELECT pxt.add_computed_column('a_space.t', 'z', 'x')")
+    # granted writers get their versions recorded (as the owner)
+    a.execute("GRANT USAGE ON SCHEMA a_space TO pxt_user")
+    a.execute("GRANT INSERT, SELECT ON a_space.t TO pxt_user")
+    b.execute("INSERT INTO a_space.t (x) VALUES (7)")
+    assert a.execute("SELECT inserts FROM pxt.history('a_space.t') WHERE version = 2").fetchone()[0] == 1
+    assert a.execute("SELECT y FROM a_space.t").fetchone()[0] == 8
+
+
+def test_nobody_and_admin_only(roles):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        roles["nobody"].execute("SELECT pxt.create_table('n.t', '{\"x\": \"int\"}')")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        roles["user"].execute("SELECT pxt.vacuum_media()")
+    roles["user"].execute("SELECT pxt._guc_init()")  # loaded (if not preloaded): SET is now checked
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        roles["user"].execute("SET pixelgres.allowed_roots = '/'")
+    roles["admin"].execute("SELECT pxt.vacuum_media(dry_run => true)")
+    roles["admin"].execute("SET pixelgres.allowed_roots = '/tmp'")
+    # nobody but a superuser reaches plpython3u directly
+    for who in ("user", "admin"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            roles[who].execute("CREATE FUNCTION evil() RETURNS int LANGUAGE plpython3u AS 'return 1'")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        roles["admin"].execute("SET pixelgres.python_dir = '/tmp'")
