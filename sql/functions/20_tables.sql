@@ -208,7 +208,18 @@ BEGIN
     IF current_setting('pxt_v.in_sync', true) = 'on' THEN RETURN; END IF;  -- our own DDL
     FOR r IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
              WHERE command_tag = 'ALTER TABLE' AND objid IN (SELECT relid FROM pxt.tables) LOOP
-        PERFORM pxt._sync(r.objid);
+        -- only when the columns changed (not for constraints, owners... nor during a restore,
+        -- whose generated objects come from the dump)
+        IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.objid AND a.attnum > 0 AND NOT a.attisdropped
+                     AND a.attname NOT IN ('_pxt_rowid', '_pxt_errors', '_pxt_v')
+                     AND NOT EXISTS (SELECT 1 FROM pxt.column_defs d WHERE d.relid = r.objid AND d.attnum = a.attnum
+                                       AND (d.dropped_at IS NOT NULL OR (d.name = a.attname
+                                            AND d.col_type = format_type(a.atttypid, a.atttypmod)))))
+           OR EXISTS (SELECT 1 FROM pxt.column_defs d WHERE d.relid = r.objid AND NOT EXISTS (
+                     SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.objid AND a.attnum = d.attnum AND NOT a.attisdropped))
+        THEN
+            PERFORM pxt._sync(r.objid);
+        END IF;
     END LOOP;
 END $$;
 
@@ -228,19 +239,19 @@ BEGIN
              AND objid IN (SELECT relid FROM pxt.tables WHERE kind = 'snapshot') LOOP
         DELETE FROM pxt.tables WHERE relid = r.objid;
     END LOOP;
-    FOR r IN SELECT objid FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table'
-             AND objid IN (SELECT relid FROM pxt.tables) LOOP
+    FOR r IN SELECT t.relid::oid AS objid, t.vkey FROM pg_event_trigger_dropped_objects() d
+             JOIN pxt.tables t ON t.relid::oid = d.objid WHERE d.object_type = 'table' LOOP
         DELETE FROM pxt.tables WHERE relid = r.objid;
-        IF to_regprocedure(format('pxt_internal.%I()', 'row_' || r.objid)) IS NOT NULL THEN
-            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'row_' || r.objid);
+        IF to_regprocedure(format('pxt_internal.%I()', 'row_' || r.vkey)) IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'row_' || r.vkey);
         END IF;
-        IF to_regprocedure(format('pxt_internal.%I()', 'stmt_' || r.objid)) IS NOT NULL THEN
-            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'stmt_' || r.objid);
+        IF to_regprocedure(format('pxt_internal.%I()', 'stmt_' || r.vkey)) IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'stmt_' || r.vkey);
         END IF;
-        IF to_regprocedure(format('pxt_internal.%I()', 'ver_' || r.objid)) IS NOT NULL THEN
-            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'ver_' || r.objid);
+        IF to_regprocedure(format('pxt_internal.%I()', 'ver_' || r.vkey)) IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'ver_' || r.vkey);
         END IF;
-        EXECUTE format('DROP TABLE IF EXISTS pxt_internal.%I', 'hist_' || r.objid);
+        EXECUTE format('DROP TABLE IF EXISTS pxt_internal.%I', 'hist_' || r.vkey);
     END LOOP;
 END $$;
 

@@ -8,6 +8,9 @@ GRANT USAGE ON SCHEMA pxt TO PUBLIC;
 
 CREATE TABLE pxt.tables (
     relid       regclass PRIMARY KEY,
+    -- stable key naming the table's generated objects (functions, history table, settings):
+    -- unlike the OID it survives pg_dump/restore
+    vkey        text NOT NULL UNIQUE DEFAULT ('t' || substr(md5(random()::text || clock_timestamp()::text), 1, 16)),
     kind        text NOT NULL DEFAULT 'table' CHECK (kind IN ('table', 'view', 'snapshot')),
     version     integer NOT NULL DEFAULT 0,   -- latest version (pxt.versions)
     retained_from integer NOT NULL DEFAULT 0, -- oldest version still readable (vacuum_history)
@@ -52,6 +55,7 @@ CREATE SCHEMA pxt_internal;
 GRANT USAGE, CREATE ON SCHEMA pxt_internal TO PUBLIC;
 CREATE SEQUENCE pxt_internal.expr_seq;
 GRANT USAGE ON SEQUENCE pxt_internal.expr_seq TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('pxt_internal.expr_seq', '');  -- restored past used names
 
 SELECT pg_catalog.pg_extension_config_dump('pxt.tables', '');
 SELECT pg_catalog.pg_extension_config_dump('pxt.column_defs', '');

@@ -216,7 +216,7 @@ def drop_column(table: str, name: str) -> None:
                               "WHERE relid = $1), expr_view = NULL WHERE relid = $1 AND name = $2 AND dropped_at IS NULL",
                               ["oid", "name"]), [oid, name])
     plpy.execute(f"ALTER TABLE {full} RENAME COLUMN {q(name)} TO {q('_pxt_dropped_' + str(row['attnum']))}")
-    # the event trigger's sync() regenerates the triggers and logs the drop
+    sync(oid)  # regenerates the triggers and logs the drop
 
 
 def undrop_column(oid: int, attnum: int, name: str) -> None:

@@ -20,7 +20,7 @@ expression and break their unqualified table references.
 import plpy
 
 from . import exprs, versioning
-from .sqlutil import lit, one, q, qualified
+from .sqlutil import lit, one, q, qualified, vkey
 
 FN_SCHEMA = "pxt_internal"
 
@@ -81,8 +81,9 @@ def regenerate(oid: int) -> None:
     cols = _load(oid)
     computed = [c for c in cols if c["expr"] is not None]
     media_inputs = [c for c in cols if c["expr"] is None and c["media_type"]]
-    row_fn = f'{FN_SCHEMA}."row_{oid}"'
-    stmt_fn = f'{FN_SCHEMA}."stmt_{oid}"'
+    k = vkey(oid)
+    row_fn = f'{FN_SCHEMA}."row_{k}"'
+    stmt_fn = f'{FN_SCHEMA}."stmt_{k}"'
 
     ins, upd = [], []
     for m in media_inputs:
@@ -98,7 +99,7 @@ def regenerate(oid: int) -> None:
                    f"HINT = 'computed columns are evaluated by pixelgres; write their input columns'; END IF;\n")
     ins.append("    pxt_row._pxt_errors := NULL;\n")
     upd.append(f"    IF coalesce(current_setting('pixelgres.recompute', true), '') = '' THEN\n"
-               f"      pxt_row._pxt_v := coalesce(nullif(current_setting('pxt_v.t{oid}', true), '')::integer, OLD._pxt_v);\n"
+               f"      pxt_row._pxt_v := coalesce(nullif(current_setting('pxt_v.{k}', true), '')::integer, OLD._pxt_v);\n"
                f"    ELSE\n      pxt_row._pxt_v := OLD._pxt_v;\n    END IF;\n")
     for c in computed:
         if not c["pending"]:
@@ -143,7 +144,7 @@ END"""
 BEGIN
   IF current_setting('pixelgres.replaying', true) = 'on' THEN RETURN NEW; END IF;
   IF coalesce(current_setting('pixelgres.recompute', true), '') = '' THEN
-    NEW._pxt_v := coalesce(nullif(current_setting('pxt_v.t{oid}', true), '')::integer, OLD._pxt_v);
+    NEW._pxt_v := coalesce(nullif(current_setting('pxt_v.{k}', true), '')::integer, OLD._pxt_v);
   ELSE
     NEW._pxt_v := OLD._pxt_v;
   END IF;

@@ -18,13 +18,13 @@ import json
 
 import plpy
 
-from .sqlutil import ensure_schema, lit, one, q, qualified
+from .sqlutil import ensure_schema, lit, one, q, qualified, vkey
 
 SYSTEM = ("_pxt_rowid", "_pxt_v")
 
 
 def hist_name(oid: int) -> str:
-    return f'pxt_internal."hist_{oid}"'
+    return f'pxt_internal."hist_{vkey(oid)}"'
 
 
 def _attrs(oid: int) -> list[dict]:
@@ -41,7 +41,7 @@ def ensure_history(oid: int) -> None:
     if not one(f"SELECT to_regclass({lit(h)}) IS NOT NULL AS e")["e"]:
         plpy.execute(f"CREATE TABLE {h} (_pxt_rowid bigint NOT NULL, _pxt_v_from integer NOT NULL, "
                      f"_pxt_v_to integer NOT NULL)")
-        plpy.execute(f'CREATE INDEX "hist_{oid}_to" ON {h} (_pxt_v_to)')  # revert; time travel scans
+        plpy.execute(f'CREATE INDEX ON {h} (_pxt_v_to)')  # revert; time travel scans
         plpy.execute(f"GRANT SELECT ON {h} TO pxt_reader")
     have = {r["attname"] for r in plpy.execute(plpy.prepare(
         "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
@@ -85,20 +85,21 @@ def trigger_sql(oid: int, late_errors: bool) -> list[str]:
     attrs = _attrs(oid)
     hcols = ", ".join(f"c{a['attnum']}" for a in attrs)
     ocols = ", ".join(f"o.{q(a['name'])}" for a in attrs)
-    fn = f'pxt_internal."ver_{oid}"'
+    k = vkey(oid)
+    fn = f'pxt_internal."ver_{k}"'
     skip = ("current_setting('pixelgres.replaying', true) = 'on' OR "
             "coalesce(current_setting('pixelgres.recompute', true), '') <> '' OR "
             "current_setting('pxt_v.internal', true) = 'on'")
     body = f"""
 DECLARE
-  v integer := nullif(current_setting('pxt_v.t{oid}', true), '')::integer;
+  v integer := nullif(current_setting('pxt_v.{k}', true), '')::integer;
   n bigint;
   e bigint := 0;
 BEGIN
   IF {skip} THEN RETURN NULL; END IF;
   IF TG_WHEN = 'BEFORE' THEN
-    UPDATE pxt.tables SET version = version + 1 WHERE relid = {oid}::oid RETURNING version INTO v;
-    PERFORM set_config('pxt_v.t{oid}', v::text, true);
+    UPDATE pxt.tables SET version = version + 1 WHERE relid = TG_RELID RETURNING version INTO v;
+    PERFORM set_config('pxt_v.{k}', v::text, true);
     RETURN NULL;
   END IF;
   IF TG_OP = 'INSERT' THEN
@@ -115,10 +116,10 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
   END IF;
   IF n = 0 THEN  -- nothing changed: give the version number back (we hold the row lock)
-    UPDATE pxt.tables SET version = version - 1 WHERE relid = {oid}::oid AND version = v;
+    UPDATE pxt.tables SET version = version - 1 WHERE relid = TG_RELID AND version = v;
   ELSE
     INSERT INTO pxt.versions (relid, version, change_type, inserts, updates, deletes, errors)
-    VALUES ({oid}::oid, v, 'data', CASE WHEN TG_OP = 'INSERT' THEN n ELSE 0 END,
+    VALUES (TG_RELID, v, 'data', CASE WHEN TG_OP = 'INSERT' THEN n ELSE 0 END,
             CASE WHEN TG_OP = 'UPDATE' THEN n ELSE 0 END, CASE WHEN TG_OP = 'DELETE' THEN n ELSE 0 END, e);
   END IF;
   RETURN NULL;
@@ -129,7 +130,7 @@ END"""
            f"SET search_path = pg_catalog, pg_temp AS {lit(body)}",
            # inserted rows take the statement's version from a default: no row trigger needed
            f"ALTER TABLE {table} ALTER COLUMN _pxt_v SET DEFAULT "
-           f"coalesce(nullif(current_setting('pxt_v.t{oid}', true), '')::integer, 0)"]
+           f"coalesce(nullif(current_setting('pxt_v.{k}', true), '')::integer, 0)"]
     for ev in ("INSERT", "UPDATE", "DELETE"):
         out.append(f"CREATE OR REPLACE TRIGGER pxt_version_begin_{ev.lower()} BEFORE {ev} ON {table} "
                    f"FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
