@@ -94,3 +94,14 @@ def test_nobody_and_admin_only(roles):
             roles[who].execute("CREATE FUNCTION evil() RETURNS int LANGUAGE plpython3u AS 'return 1'")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         roles["admin"].execute("SET pixelgres.python_dir = '/tmp'")
+
+
+def test_security_definer_and_event_trigger_functions_pin_search_path(db):
+    db.execute("SELECT pxt.create_table('sp', '{\"x\": \"int\"}')")  # generates a SECURITY DEFINER trigger fn
+    rows = db.execute("""
+        SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p
+        WHERE p.pronamespace IN ('pxt'::regnamespace, 'pxt_internal'::regnamespace)
+          AND (p.prosecdef OR p.prorettype = 'event_trigger'::regtype)""").fetchall()
+    assert rows
+    unpinned = [name for name, cfg in rows if not any(c.startswith("search_path=") for c in (cfg or []))]
+    assert unpinned == []
