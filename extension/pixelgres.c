@@ -24,6 +24,8 @@ static char *allowed_url_hosts;
 static char *openai_base_url;
 static char *openai_api_key;
 static char *recompute;
+static bool ai_cache;
+static int ai_concurrency;
 static bool replaying;
 static int max_image_pixels;
 static int url_max_bytes;
@@ -61,6 +63,12 @@ _PG_init(void)
 	DefineCustomStringVariable("pixelgres.openai_api_key",
 		"API key for the OpenAI-compatible API; empty means the server's OPENAI_API_KEY.",
 		NULL, &openai_api_key, "", PGC_USERSET, GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	DefineCustomBoolVariable("pixelgres.ai_cache",
+		"Use the AI result cache (pxt.ai_cache) for remote calls.",
+		NULL, &ai_cache, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.ai_concurrency",
+		"Requests in flight per batch of a remote AI function.",
+		NULL, &ai_concurrency, 32, 1, 1024, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pixelgres.recompute",
 		"Internal: computed columns a no-op UPDATE should recompute (set by pxt.recompute_columns).",
 		NULL, &recompute, "", PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);

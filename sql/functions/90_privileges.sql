@@ -49,3 +49,11 @@ BEGIN
         EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
     END LOOP;
 END $$;
+
+-- rate limits protect the shared API budget: admins set them
+DO $$ BEGIN
+    IF to_regclass('pxt.ai_rate_limits') IS NOT NULL THEN
+        REVOKE INSERT, UPDATE, DELETE ON pxt.ai_rate_limits FROM pxt_user;
+        GRANT INSERT, UPDATE, DELETE ON pxt.ai_rate_limits TO pxt_admin;
+    END IF;
+END $$;

@@ -69,6 +69,10 @@ def run() -> int:
         keys = list(pending)
         try:
             out = REGISTRY[name]([pending[k] for k in keys])
+        except plpy.SPIError as e:
+            if getattr(e, "sqlstate", None) == "57014":  # cancel / statement_timeout: stop, not row errors
+                raise
+            out = [e] * len(keys)
         except Exception as e:  # the whole batch failed: every row gets the error
             out = [e] * len(keys)
         if len(out) != len(keys):

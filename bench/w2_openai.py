@@ -1,0 +1,169 @@
+"""W2: a chat-completion computed column against an OpenAI-compatible server, pixelgres vs sequential.
+
+Starts its own throwaway cluster (like tests/conftest.py) and the loopback test server
+(tests/openai_server.py), then measures, in the same run:
+
+  (a) latency-bound: N rows (default 100) inserted into a table with a
+      pxt.openai_chat_completions computed column while the server takes 200 ms per request.
+      Baselines: the sequential lower bound N x 200 ms, and a measured sequential run (one
+      request per statement, as a row-at-a-time client would do) extrapolated to N rows.
+      Target: >= 15x faster than the lower bound with the default concurrency (32).
+  (b) throughput-bound: M rows (default 3000) with 0 ms latency; requests per minute
+      sustained (target >= 5000; Pixeltable caps near 2000 per process).
+  (c) embeddings: M rows through pxt.openai_embeddings (multi-input requests): inputs/s.
+
+The backend is warmed up first (server Python, the openai client, a first connection), as a
+long-lived connection would be; every measured row has a fresh input, so the cache is cold.
+
+    .venv/bin/python bench/w2_openai.py [--n 100] [--latency 0.2] [--m 3000] [--concurrency 32]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "tests"))
+from openai_server import OpenAIServer, max_overlap  # noqa: E402
+from pixelgres.cluster import Cluster  # noqa: E402
+
+TARGET_SPEEDUP = 15.0
+TARGET_RPM = 5000.0
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the backend has used, from /proc (local cluster only)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def chat_column(conn, table: str, concurrency: int) -> None:
+    conn.execute(f"SELECT pxt.create_table('{table}', '{{\"prompt\": \"string\"}}')")
+    conn.execute(f"""SELECT pxt.add_computed_column('{table}', 'response', $$pxt.openai_chat_completions(
+        jsonb_build_array(jsonb_build_object('role', 'user', 'content', prompt)), 'gpt-4o-mini',
+        concurrency => {concurrency})$$)""")
+
+
+def insert(conn, table: str, n: int, tag: str) -> float:
+    t = time.perf_counter()
+    conn.execute(f"INSERT INTO {table} (prompt) SELECT %s || ' question ' || g FROM generate_series(1, %s) g",
+                 (tag, n))
+    dt = time.perf_counter() - t
+    done = conn.execute(f"SELECT count(response) FROM {table} WHERE prompt LIKE %s", (tag + " %",)).fetchone()[0]
+    assert done == n, f"{done} of {n} rows computed"
+    return dt
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100, help="rows of the latency run (default 100)")
+    ap.add_argument("--latency", type=float, default=0.2, help="server latency of run (a), seconds (default 0.2)")
+    ap.add_argument("--m", type=int, default=3000, help="rows of the throughput runs (default 3000)")
+    ap.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    ap.add_argument("--seq", type=int, default=10, help="requests of the measured sequential baseline (default 10)")
+    args = ap.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="pixelgres-bench-w2-"))
+    os.chmod(base, 0o755)
+    cluster = None
+    server = OpenAIServer().start()
+    try:
+        cluster = Cluster(base / "home", settings={
+            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "shared_buffers": "256MB",
+        }).start()
+        dsn = cluster.ensure_database("bench")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT set_config('pixelgres.openai_base_url', %s, false)", (server.base_url,))
+            conn.execute("SET pixelgres.allowed_url_hosts = '127.0.0.1'")
+            conn.execute("SELECT set_config('pixelgres.openai_api_key', 'sk-bench', false)")
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+            t = time.perf_counter()
+            conn.execute("""SELECT pxt.openai_chat_completions('[{"role": "user", "content": "warm up"}]', 'gpt-4o-mini',
+                            use_cache => false)""")
+            print(f"backend warm-up (server Python, openai client, first request): {time.perf_counter() - t:.2f}s")
+
+            # (a) latency-bound ----------------------------------------------------------------
+            server.reset()
+            server.latency = args.latency
+            seq = []
+            for i in range(args.seq):  # one request per statement: what a row-at-a-time loop pays
+                t = time.perf_counter()
+                conn.execute("SELECT pxt.openai_chat_completions(jsonb_build_array(jsonb_build_object("
+                             "'role', 'user', 'content', %s::text)), 'gpt-4o-mini')", (f"seq {uuid.uuid4()}",))
+                seq.append(time.perf_counter() - t)
+            per_request = sum(seq) / len(seq)
+            chat_column(conn, "w2.latency", args.concurrency)
+            server.reset()
+            server.latency = args.latency
+            t_pxt = insert(conn, "w2.latency", args.n, uuid.uuid4().hex)
+            assert server.count() == args.n, server.count()
+            bound = args.n * args.latency
+            measured_seq = args.n * per_request
+            peak = max_overlap(server.requests)
+            span = max(r.end for r in server.requests) - min(r.start for r in server.requests)
+            speedup = bound / t_pxt
+            print(f"W2 latency {args.latency * 1000:.0f} ms, {args.n} rows, concurrency {args.concurrency}: "
+                  f"pixelgres {t_pxt:.2f}s; sequential lower bound {bound:.2f}s -> {speedup:.1f}x "
+                  f"(target >= {TARGET_SPEEDUP:g}x{'' if speedup >= TARGET_SPEEDUP else ', BELOW TARGET'}); "
+                  f"measured sequential {per_request * 1000:.0f} ms/request x {args.n} = {measured_seq:.2f}s "
+                  f"-> {measured_seq / t_pxt:.1f}x; peak requests in flight {peak}; first request to last answer "
+                  f"{span:.2f}s, the rest ({t_pxt - span:.2f}s) is the statement's own work")
+
+            # (b) throughput-bound -------------------------------------------------------------
+            chat_column(conn, "w2.rpm", args.concurrency)
+            server.reset()
+            tag = uuid.uuid4().hex
+            cpu = backend_cpu(pid)
+            t_rpm = insert(conn, "w2.rpm", args.m, tag)
+            cpu = backend_cpu(pid) - cpu
+            assert server.count() == args.m, server.count()
+            rpm = args.m / t_rpm * 60
+            print(f"W2 throughput, 0 ms latency, {args.m} rows: {t_rpm:.2f}s = {rpm:,.0f} requests/min "
+                  f"(target >= {TARGET_RPM:,.0f}{'' if rpm >= TARGET_RPM else ', BELOW TARGET'}; "
+                  f"Pixeltable ~2,000); peak requests in flight {max_overlap(server.requests)}")
+            print(f"   backend CPU {cpu / args.m * 1000:.2f} ms per row (request + statement), i.e. a ceiling of "
+                  f"{60 / (cpu / args.m):,.0f} rows/min on one free core; the backend had "
+                  f"{cpu / t_rpm * 100:.0f}% of a core during the run")
+            # the same rows deleted and inserted again: every result from the cache
+            conn.execute("DELETE FROM w2.rpm")
+            server.reset()
+            t_cached = insert(conn, "w2.rpm", args.m, tag)
+            print(f"W2 cache, the same {args.m} rows re-inserted: {t_cached:.2f}s, {server.count()} requests "
+                  f"({t_rpm / t_cached:.1f}x faster than computing them)")
+
+            # (c) embeddings -------------------------------------------------------------------
+            conn.execute("SELECT pxt.create_table('w2.emb', '{\"text\": \"string\"}')")
+            conn.execute(f"SELECT pxt.add_computed_column('w2.emb', 'e', "
+                         f"$$pxt.openai_embeddings(text, 'text-embedding-3-small', concurrency => {args.concurrency})$$)")
+            server.reset()
+            tag = uuid.uuid4().hex
+            t = time.perf_counter()
+            conn.execute("INSERT INTO w2.emb (text) SELECT %s || ' some sentence number ' || g "
+                         "FROM generate_series(1, %s) g", (tag, args.m))
+            t_emb = time.perf_counter() - t
+            assert conn.execute("SELECT count(e) FROM w2.emb").fetchone()[0] == args.m
+            print(f"W2 embeddings, {args.m} rows: {t_emb:.2f}s = {args.m / t_emb:,.0f} inputs/s "
+                  f"in {server.count()} multi-input requests")
+    finally:
+        server.stop()
+        if cluster:
+            cluster.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
