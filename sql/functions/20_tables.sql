@@ -211,7 +211,7 @@ BEGIN
         -- only when the columns changed (not for constraints, owners... nor during a restore,
         -- whose generated objects come from the dump)
         IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.objid AND a.attnum > 0 AND NOT a.attisdropped
-                     AND a.attname NOT IN ('_pxt_rowid', '_pxt_errors', '_pxt_v')
+                     AND a.attname NOT LIKE '\_pxt\_%'
                      AND NOT EXISTS (SELECT 1 FROM pxt.column_defs d WHERE d.relid = r.objid AND d.attnum = a.attnum
                                        AND (d.dropped_at IS NOT NULL OR (d.name = a.attname
                                             AND d.col_type = format_type(a.atttypid, a.atttypmod)))))

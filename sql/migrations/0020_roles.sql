@@ -27,6 +27,8 @@ CREATE FUNCTION pxt._owns(rel regclass) RETURNS boolean LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$ SELECT coalesce((SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = rel), false) $$;
 GRANT SELECT ON pxt.tables, pxt.column_defs, pxt.versions, pxt.batched_functions TO pxt_reader;
+-- the event triggers read the catalog for every role's DDL: it is metadata, like pg_class
+GRANT SELECT ON pxt.tables, pxt.column_defs TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON pxt.tables, pxt.column_defs, pxt.versions TO pxt_user;
 ALTER TABLE pxt.tables ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pxt.column_defs ENABLE ROW LEVEL SECURITY;

@@ -39,6 +39,11 @@ def managed(name: str) -> int:
               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
               schema, table)
     if row is None:
+        from . import iterators
+
+        storage = iterators.resolve(name)  # an iterator view's name means its storage table
+        if storage:
+            return storage
         exists = one("SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL AS e", schema, table)["e"]
         plpy.error(f"table {name!r} is not managed by pixelgres" if exists else f"table {name!r} does not exist",
                    hint="adopt an existing table with pxt.manage()" if exists else None)
@@ -129,7 +134,7 @@ def _sync(oid: int) -> None:
                0
         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-          AND a.attname NOT IN ('_pxt_rowid', '_pxt_errors', '_pxt_v')
+          AND a.attname NOT LIKE '\\_pxt\\_%'
           AND NOT EXISTS (SELECT 1 FROM pxt.column_defs d WHERE d.relid = $1 AND d.attnum = a.attnum)""", q_oid), [oid])
     versioning.ensure_history(oid)
     triggers.regenerate(oid)

@@ -91,7 +91,9 @@ def regenerate(oid: int) -> None:
                  f"      EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = "
                  f"format('invalid %s in column %s of %s, row _pxt_rowid=%s: %s', {lit(m['media_type'])}, "
                  f"{lit(m['name'])}, {lit(table)}, pxt_row._pxt_rowid, pxt._clean_error(SQLERRM)); END;\n")
-        ins.append(f"    IF pxt_row.{q(m['name'])} IS NOT NULL THEN\n{check}    END IF;\n")
+        # pixelgres's own iterators write media they produced: pxt_iter.trusted names the table
+        ins.append(f"    IF pxt_row.{q(m['name'])} IS NOT NULL AND coalesce(current_setting('pxt_iter.trusted', true), '') "
+                   f"<> {lit(str(oid))} THEN\n{check}    END IF;\n")
         upd.append(f"    IF pxt_row.{q(m['name'])} IS NOT NULL AND pxt_row.{q(m['name'])} IS DISTINCT FROM OLD.{q(m['name'])} THEN\n{check}    END IF;\n")
     for c in computed:
         ins.append(f"    IF pxt_row.{q(c['name'])} IS NOT NULL THEN RAISE EXCEPTION USING ERRCODE = '428C9', "
@@ -205,7 +207,11 @@ DECLARE
   pxt_ids bigint[];
   pxt_id bigint;
 BEGIN
-  IF pg_trigger_depth() > 1 OR current_setting('pixelgres.replaying', true) = 'on' THEN RETURN NULL; END IF;
+  -- not for our own write-back (below) nor replays; rows written by other triggers (e.g. an
+  -- iterator view's expansion) are evaluated like any others
+  IF current_setting('pxt_v.internal', true) = 'on' OR current_setting('pixelgres.replaying', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
 {''.join(steps)}
   RETURN NULL;
 END"""
