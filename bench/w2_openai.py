@@ -1,7 +1,7 @@
 """W2: a chat-completion computed column against an OpenAI-compatible server, pixelgres vs sequential.
 
 Starts its own throwaway cluster (like tests/conftest.py) and the loopback test server
-(tests/openai_server.py), then measures, in the same run:
+(pixelgres.testing.openai_server), then measures, in the same run:
 
   (a) latency-bound: N rows (default 100) inserted into a table with a
       pxt.openai_chat_completions computed column while the server takes 200 ms per request.
@@ -32,9 +32,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
-sys.path.insert(0, str(ROOT / "tests"))
-from openai_server import OpenAIServer, max_overlap  # noqa: E402
 from pixelgres.cluster import Cluster  # noqa: E402
+from pixelgres.testing.openai_server import OpenAIServer, max_overlap  # noqa: E402
 
 TARGET_SPEEDUP = 15.0
 TARGET_RPM = 5000.0

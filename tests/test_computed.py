@@ -255,3 +255,9 @@ def test_drop_table_cleans_catalog(db):
     db.execute("SELECT pxt.create_table('gone2', '{\"x\": \"int\"}')")
     db.execute("DROP TABLE gone2")  # plain DDL too
     assert db.execute("SELECT count(*) FROM pxt.tables").fetchone()[0] == 0
+
+
+def test_create_table_keeps_column_order(db):
+    db.execute("""SELECT pxt.create_table('ord', '{"zeta": "int", "alpha": "string", "mid": "float"}')""")
+    names = [r[0] for r in db.execute("SELECT name FROM pxt.columns('ord')")]
+    assert names == ["zeta", "alpha", "mid"]

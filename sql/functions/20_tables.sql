@@ -1,11 +1,11 @@
 -- Managed tables and computed columns (logic in pixelgres.server.tables / .triggers).
 
-CREATE OR REPLACE FUNCTION pxt.create_table(name text, schema jsonb DEFAULT '{}', if_exists text DEFAULT 'error')
+CREATE OR REPLACE FUNCTION pxt.create_table(name text, schema json DEFAULT '{}', if_exists text DEFAULT 'error')
 RETURNS regclass LANGUAGE plpython3u AS $py$
 #@pxt
 return srv.tables.create_table(name, schema, if_exists)
 $py$;
-COMMENT ON FUNCTION pxt.create_table(text, jsonb, text) IS
+COMMENT ON FUNCTION pxt.create_table(text, json, text) IS
   'Create a managed table: schema is {"column": "image|video|audio|document|string|int|float|bool|json|timestamp|date|bytes|<PostgreSQL type>"}';
 
 CREATE OR REPLACE FUNCTION pxt.manage(name text) RETURNS regclass LANGUAGE plpython3u AS $py$
