@@ -614,3 +614,24 @@ def test_audio_segments_of_compressed_audio_and_view(db, files):
             db.execute(f"SELECT * FROM pxt.audio_splitter(%s, {args})", (str(m4a),))
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="has no audio stream"):
         db.execute("SELECT * FROM pxt.audio_splitter(%s, 1)", (str(make_video(files / "v.mp4")),))
+
+
+def test_revert_of_the_base_reverts_the_view(videos, files, video):
+    db = videos
+    db.execute("SELECT pxt.create_view('ml.frames', 'ml.videos', iterator => 'pxt.frame_iterator(video, fps => 1)')")
+    db.execute("INSERT INTO ml.videos (video, title) VALUES (%s, 'a')", (str(video),))
+    snap = db.execute("SELECT _pxt_rowid, _pxt_base_rowid, frame_idx, frame FROM ml.frames_rows ORDER BY 1").fetchall()
+    view_versions = db.execute("SELECT count(*) FROM pxt.history('ml.frames_rows')").fetchone()[0]
+    db.execute("INSERT INTO ml.videos (video, title) VALUES (%s, 'b')", (str(video),))
+    db.execute("DELETE FROM ml.videos WHERE title = 'a'")
+    assert [r[0] for r in db.execute("SELECT DISTINCT title FROM ml.frames")] == ["b"]
+    db.execute("SELECT pxt.revert('ml.videos')")  # the delete: frames of 'a' come back, same rows
+    db.execute("SELECT pxt.revert('ml.videos')")  # the second insert: frames of 'b' go
+    assert db.execute("SELECT _pxt_rowid, _pxt_base_rowid, frame_idx, frame FROM ml.frames_rows ORDER BY 1"
+                      ).fetchall() == snap
+    assert frames(db) == [(1, 0, "a"), (1, 10, "a")]
+    assert db.execute("SELECT count(*) FROM pxt.history('ml.frames_rows')").fetchone()[0] == view_versions
+    # a view change made later blocks reverting the base past it
+    db.execute("SELECT pxt.add_computed_column('ml.frames', 'w', 'pxt.width(frame)')")
+    with pytest.raises(psycopg.Error, match="has changes made after version"):
+        db.execute("SELECT pxt.revert('ml.videos')")

@@ -13,6 +13,7 @@ CREATE TABLE pxt.versions (
     errors        bigint NOT NULL DEFAULT 0,
     schema_change jsonb,   -- what changed: {"op": "add_column", "column": ..., ...}
     schema        jsonb,   -- schema versions: [{"attnum", "name", "type"}] after the change
+    caused_by     integer, -- views: the version of the base table whose statement wrote this one
     PRIMARY KEY (relid, version)
 );
 COMMENT ON TABLE pxt.versions IS 'pixelgres: version log of managed tables (see pxt.history)';

@@ -95,6 +95,7 @@ DECLARE
   v integer := nullif(current_setting('pxt_v.{k}', true), '')::integer;
   n bigint;
   e bigint := 0;
+  caused integer;
 BEGIN
   IF {skip} THEN RETURN NULL; END IF;
   IF TG_WHEN = 'BEFORE' THEN
@@ -118,9 +119,12 @@ BEGIN
   IF n = 0 THEN  -- nothing changed: give the version number back (we hold the row lock)
     UPDATE pxt.tables SET version = version - 1 WHERE relid = TG_RELID AND version = v;
   ELSE
-    INSERT INTO pxt.versions (relid, version, change_type, inserts, updates, deletes, errors)
+    -- an iterator view's rows are written by its base's statement: remember which version
+    SELECT nullif(current_setting('pxt_v.' || b.vkey, true), '')::integer INTO caused
+      FROM pxt.tables s JOIN pxt.tables b ON b.relid = s.base WHERE s.relid = TG_RELID AND s.kind = 'view';
+    INSERT INTO pxt.versions (relid, version, change_type, inserts, updates, deletes, errors, caused_by)
     VALUES (TG_RELID, v, 'data', CASE WHEN TG_OP = 'INSERT' THEN n ELSE 0 END,
-            CASE WHEN TG_OP = 'UPDATE' THEN n ELSE 0 END, CASE WHEN TG_OP = 'DELETE' THEN n ELSE 0 END, e);
+            CASE WHEN TG_OP = 'UPDATE' THEN n ELSE 0 END, CASE WHEN TG_OP = 'DELETE' THEN n ELSE 0 END, e, caused);
   END IF;
   RETURN NULL;
 END"""
@@ -160,6 +164,8 @@ def revert(oid: int) -> int:
                 oid, v, types=["oid", "int"])
     if entry is None:
         plpy.error(f"cannot revert {table}: version {v} is not in the version log")
+    if entry["change_type"] == "data":
+        _revert_views(oid, v, table)
     plpy.execute("SELECT set_config('pixelgres.replaying', 'on', true)")
     try:
         if entry["change_type"] == "data":
@@ -171,6 +177,25 @@ def revert(oid: int) -> int:
     plpy.execute(plpy.prepare("DELETE FROM pxt.versions WHERE relid = $1 AND version = $2", ["oid", "int"]), [oid, v])
     plpy.execute(plpy.prepare("UPDATE pxt.tables SET version = $2 - 1 WHERE relid = $1", ["oid", "int"]), [oid, v])
     return v - 1
+
+
+def _revert_views(oid: int, v: int, table: str) -> None:
+    """Revert, in each iterator view over this table, the versions this version's statement wrote."""
+    for view in plpy.execute(plpy.prepare(
+            "SELECT relid::oid::int AS oid, relid::text AS name FROM pxt.tables WHERE kind = 'view' AND base = $1",
+            ["oid"]), [oid]):
+        later = one("SELECT min(version) AS v FROM pxt.versions WHERE relid = $1 AND caused_by = $2",
+                    view["oid"], v, types=["oid", "int"])["v"]
+        if later is None:
+            continue
+        other = one("SELECT count(*) AS n FROM pxt.versions WHERE relid = $1 AND version > $2 "
+                    "AND caused_by IS DISTINCT FROM $3", view["oid"], later, v, types=["oid", "int", "int"])["n"]
+        if other:
+            plpy.error(f"cannot revert {table}: view {view['name']} has changes made after version {v}",
+                       hint=f"revert {view['name']} past them first")
+        while one("SELECT caused_by FROM pxt.versions WHERE relid = $1 ORDER BY version DESC LIMIT 1",
+                  view["oid"], types=["oid"])["caused_by"] == v:
+            revert(view["oid"])
 
 
 def _revert_data(oid: int, v: int) -> None:
