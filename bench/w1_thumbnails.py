@@ -10,15 +10,20 @@ Starts its own throwaway cluster (like tests/conftest.py), generates N 1024x768 
       (pxt.add_computed_column) vs plain Pillow open / rotate(90) / save.
 
 Both sides are single-process and single-threaded; the backend is warmed up first (its first
-call imports Pillow), as a long-lived server connection would be.
+call imports Pillow), as a long-lived server connection would be. Each of --repeat rounds runs
+both sides back to back on its own N images (so no round finds its results already in the
+content-addressed store); the ratios are paired per round and their median is reported, which
+keeps a shared, busy machine from skewing the comparison. A breakdown of the per-image cost of
+the server functions follows.
 
-    .venv/bin/python bench/w1_thumbnails.py [--n 200] [--keep]
+    .venv/bin/python bench/w1_thumbnails.py [--n 200] [--repeat 3] [--no-breakdown] [--keep]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -41,66 +46,106 @@ TARGET = 1.5
 def photo_like(i: int) -> Image.Image:
     """A 1024x768 RGB image with smooth gradients, a few soft shapes and sensor-like noise."""
     rng = np.random.default_rng(i)
-    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
-    img = np.empty((H, W, 3), np.float32)
+    h, w = H // 8, W // 8  # compose the smooth part at low resolution, then upscale
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32) * 8
+    img = np.empty((h, w, 3), np.float32)
     for c in range(3):
         a, b, p = rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25), rng.uniform(0, 6.28)
         img[..., c] = 128 + a * (x - W / 2) + b * (y - H / 2) + 40 * np.sin(x / rng.uniform(40, 160) + p)
     for _ in range(6):  # soft blobs ("objects")
         cx, cy, r = rng.uniform(0, W), rng.uniform(0, H), rng.uniform(40, 200)
-        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
-        img += blob[..., None] * rng.uniform(-90, 90, 3)
-    img += rng.normal(0, 9, (H, W, 3))  # noise: textures make the entropy decoder work
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+        img += np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None] * rng.uniform(-90, 90, 3)
+    base = np.array(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").resize((W, H), Image.BICUBIC))
+    for _ in range(5):  # hard-edged shapes: the edges real photos have
+        x0, y0 = int(rng.integers(0, W - 64)), int(rng.integers(0, H - 64))
+        base[y0:y0 + int(rng.integers(32, 300)), x0:x0 + int(rng.integers(32, 300))] = rng.integers(0, 256, 3)
+    noise = rng.integers(-12, 13, (H, W, 3), dtype=np.int16)  # texture: the entropy decoder has work to do
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
 
 
-def generate(d: Path, n: int) -> list[Path]:
+def generate(d: Path, n: int, seed: int = 0) -> list[Path]:
     paths = []
     for i in range(n):
         p = d / f"photo_{i:05d}.jpg"
-        photo_like(i).save(p, "JPEG", quality=85)
+        photo_like(seed + i).save(p, "JPEG", quality=85)
         os.chmod(p, 0o644)
         paths.append(p)
     return paths
 
 
-def plain_thumbnails(paths: list[Path], out: Path) -> float:
-    t = time.perf_counter()
-    for p in paths:
-        with Image.open(p) as im:
-            im.resize(THUMB).save(out / f"t_{p.stem}.jpg", "JPEG", quality=QUALITY)
-    return time.perf_counter() - t
+class Timing:
+    """Wall time, and CPU time of the process doing the work (this one, or the backend)."""
+
+    def __init__(self, pid: int | None = None):
+        self.pid = pid
+
+    def _cpu(self) -> float:
+        if self.pid is None:
+            return time.process_time()
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:  # utime + stime, in clock ticks
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the backend is not a local process we can see
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self):
+        self.wall0, self.cpu0 = time.perf_counter(), self._cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall0, self._cpu() - self.cpu0
 
 
-def plain_rotate(paths: list[Path], out: Path) -> float:
-    t = time.perf_counter()
-    for p in paths:
-        with Image.open(p) as im:
-            im.rotate(90).save(out / f"r_{p.stem}.jpg", "JPEG", quality=QUALITY)
-    return time.perf_counter() - t
+def plain_thumbnails(paths: list[Path], out: Path) -> Timing:
+    with Timing() as t:
+        for p in paths:
+            with Image.open(p) as im:
+                im.resize(THUMB).save(out / f"t_{p.stem}.jpg", "JPEG", quality=QUALITY)
+    return t
 
 
-def timed(conn, query, params=None) -> float:
-    t = time.perf_counter()
-    conn.execute(query, params)
-    return time.perf_counter() - t
+def plain_rotate(paths: list[Path], out: Path) -> Timing:
+    with Timing() as t:
+        for p in paths:
+            with Image.open(p) as im:
+                im.rotate(90).save(out / f"r_{p.stem}.jpg", "JPEG", quality=QUALITY)
+    return t
 
 
-def line(label: str, n: int, t_pxt: float, t_plain: float, target: float | None = None) -> str:
-    r_pxt, r_plain = n / t_pxt, n / t_plain
-    ratio = r_pxt / r_plain
+def timed(conn, query, params=None) -> Timing:
+    with Timing(conn.info.backend_pid) as t:
+        conn.execute(query, params)
+    return t
+
+
+def report(label: str, n: int, pairs: list[tuple[Timing, Timing]], target: float | None = None) -> str:
+    """pairs: (pixelgres, plain) per repeat, each pair measured back to back."""
+    r_pxt = statistics.median([n / a.wall for a, _ in pairs])
+    r_plain = statistics.median([n / b.wall for _, b in pairs])
+    ratio = statistics.median([b.wall / a.wall for a, b in pairs])  # paired: same machine load
     s = f"W1 {label}: pixelgres {r_pxt:.1f} rows/s, plain PIL {r_plain:.1f} rows/s, ratio {ratio:.2f}x"
     if target:
         s += f" (target >= {target}x{'' if ratio >= target else ', BELOW TARGET'})"
+    cpu = statistics.median([b.cpu / a.cpu if a.cpu > 0 else float("nan") for a, b in pairs])
+    s += (f"\n   per row: pixelgres {statistics.median([a.wall for a, _ in pairs]) / n * 1000:.2f} ms wall, "
+          f"{statistics.median([a.cpu for a, _ in pairs]) / n * 1000:.2f} ms backend CPU; plain "
+          f"{statistics.median([b.wall for _, b in pairs]) / n * 1000:.2f} ms wall, "
+          f"{statistics.median([b.cpu for _, b in pairs]) / n * 1000:.2f} ms CPU; CPU-time ratio {cpu:.2f}x")
+    if len(pairs) > 1:
+        s += f"; wall ratio per repeat: {', '.join(f'{b.wall / a.wall:.2f}x' for a, b in pairs)}"
     return s
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200, help="number of images (default 200)")
+    ap.add_argument("--n", type=int, default=200, help="images per repeat (default 200)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="paired repeats, each on its own N images; medians are reported (default 3)")
+    ap.add_argument("--no-breakdown", action="store_true", help="skip the per-function breakdown")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory (cluster + files)")
     args = ap.parse_args()
-    n = args.n
+    n, reps = args.n, args.repeat
 
     base = Path(tempfile.mkdtemp(prefix="pixelgres-bench-w1-"))
     os.chmod(base, 0o755)
@@ -112,11 +157,17 @@ def main() -> int:
     cluster = None
     try:
         t = time.perf_counter()
-        paths = generate(files, n)
+        sets = []
+        for r in range(reps):  # disjoint sets: no repeat finds its results already in the store
+            d = files / f"set{r}"
+            d.mkdir()
+            os.chmod(d, 0o755)
+            sets.append(generate(d, n, seed=r * n))
         warm = files / "warmup.jpg"
         photo_like(10**6).save(warm, "JPEG", quality=85)
         os.chmod(warm, 0o644)
-        print(f"generated {n} {W}x{H} JPEGs ({sum(p.stat().st_size for p in paths) / n / 1024:.0f} KiB avg) "
+        sizes = [p.stat().st_size for ps in sets for p in ps]
+        print(f"generated {reps} x {n} {W}x{H} JPEGs ({sum(sizes) / len(sizes) / 1024:.0f} KiB avg) "
               f"in {time.perf_counter() - t:.1f}s", flush=True)
 
         cluster = Cluster(base / "home", settings={
@@ -132,42 +183,34 @@ def main() -> int:
             conn.execute("SELECT pxt.resize(%s, 8, 8)", (str(warm),))
             print(f"backend warm-up (server Python + Pillow import, one resize): {time.perf_counter() - t:.2f}s")
 
-            # (a) + (b): insert with a computed thumbnail
-            t_plain = plain_thumbnails(paths, out)
-            conn.execute("""SELECT pxt.create_table('w1.photos', '{"image": "image", "name": "string"}')""")
-            conn.execute("SELECT pxt.add_computed_column('w1.photos', 'thumb', 'pxt.resize(image, 256, 256)')")
-            t_pxt = timed(conn, "INSERT INTO w1.photos (image, name) SELECT p, 'p' || i FROM unnest(%s::text[]) "
-                                "WITH ORDINALITY AS u(p, i)", ([str(p) for p in paths],))
-            got = conn.execute("SELECT count(*), count(thumb), count(DISTINCT thumb) FROM w1.photos").fetchone()
-            assert got == (n, n, n), got
-            w, h = conn.execute("SELECT pxt.width(thumb), pxt.height(thumb) FROM w1.photos LIMIT 1").fetchone()
-            assert (w, h) == THUMB, (w, h)
-            print(line("insert+thumbnail", n, t_pxt, t_plain, TARGET), flush=True)
+            thumbs, rotates = [], []
+            for r, paths in enumerate(sets):
+                tbl = f"w1.photos{r}"
+                # (a) + (b): one INSERT of all paths, with a computed thumbnail
+                t_plain = plain_thumbnails(paths, out)
+                conn.execute(f"""SELECT pxt.create_table('{tbl}', '{{"image": "image", "name": "string"}}')""")
+                conn.execute(f"SELECT pxt.add_computed_column('{tbl}', 'thumb', 'pxt.resize(image, 256, 256)')")
+                t_pxt = timed(conn, f"INSERT INTO {tbl} (image, name) SELECT p, 'p' || i FROM unnest(%s::text[]) "
+                                    "WITH ORDINALITY AS u(p, i)", ([str(p) for p in paths],))
+                got = conn.execute(f"SELECT count(*), count(thumb), count(DISTINCT thumb) FROM {tbl}").fetchone()
+                assert got == (n, n, n), got
+                w, h = conn.execute(f"SELECT pxt.width(thumb), pxt.height(thumb) FROM {tbl} LIMIT 1").fetchone()
+                assert (w, h) == THUMB, (w, h)
+                thumbs.append((t_pxt, t_plain))
 
-            # (c): backfill of a second computed column over the existing rows
-            t_plain_rot = plain_rotate(paths, out)
-            t_pxt_rot = timed(conn, "SELECT pxt.add_computed_column('w1.photos', 'rotated', 'pxt.rotate(image, 90)')")
-            got = conn.execute("SELECT count(rotated), count(DISTINCT rotated) FROM w1.photos").fetchone()
-            assert got == (n, n), got
-            print(line("backfill rotate 90", n, t_pxt_rot, t_plain_rot), flush=True)
+                # (c): backfill of a second computed column over the existing rows
+                t_plain_rot = plain_rotate(paths, out)
+                t_pxt_rot = timed(conn, f"SELECT pxt.add_computed_column('{tbl}', 'rotated', 'pxt.rotate(image, 90)')")
+                got = conn.execute(f"SELECT count(rotated), count(DISTINCT rotated) FROM {tbl}").fetchone()
+                assert got == (n, n), got
+                rotates.append((t_pxt_rot, t_plain_rot))
+                print(f"  repeat {r + 1}/{reps}: insert+thumbnail {n / t_pxt.wall:.1f} vs {n / t_plain.wall:.1f} rows/s, "
+                      f"backfill rotate {n / t_pxt_rot.wall:.1f} vs {n / t_plain_rot.wall:.1f} rows/s", flush=True)
+            print(report("insert+thumbnail", n, thumbs, TARGET))
+            print(report("backfill rotate 90", n, rotates))
 
-            # where the time goes (same rows, no table): SQL-level breakdown per image
-            print("breakdown (SELECT over the same paths, per row):")
-            arr = ([str(p) for p in paths],)
-            for label, q in [
-                ("pxt._validate_media (insert check)", "SELECT count(pxt._validate_media(p, 'image')) FROM unnest(%s::text[]) p"),
-                ("pxt.width (header only)", "SELECT sum(pxt.width(p)) FROM unnest(%s::text[]) p"),
-                ("pxt.resize 256x256 (decode+resize+store)", "SELECT count(pxt.resize(p, 256, 256)) FROM unnest(%s::text[]) p"),
-                ("pxt.rotate 90 (decode+rotate+store)", "SELECT count(pxt.rotate(p, 90)) FROM unnest(%s::text[]) p"),
-            ]:
-                t = timed(conn, q, arr)
-                print(f"  {label:45s} {t / n * 1000:7.2f} ms")
-            t_open = time.perf_counter()
-            for p in paths:
-                with Image.open(p) as im:
-                    im.load()
-            t_open = time.perf_counter() - t_open
-            print(f"  {'plain PIL full decode only':45s} {t_open / n * 1000:7.2f} ms")
+            if not args.no_breakdown:
+                breakdown(conn, sets[0], out)
     finally:
         if cluster and not args.keep:
             cluster.destroy()
@@ -176,6 +219,40 @@ def main() -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def breakdown(conn, paths: list[Path], out: Path) -> None:
+    """Where the time goes: the server functions one at a time over the same images (results
+    already in the store, so store writes are skipped), and the plain Pillow steps."""
+    n = len(paths)
+    arr = ([str(p) for p in paths],)
+    print("breakdown, per image (pixelgres functions over the first set; results already stored):")
+    for label, q in [
+        ("pxt._validate_media (the INSERT check)", "SELECT count(pxt._validate_media(p, 'image')) FROM unnest(%s::text[]) p"),
+        ("pxt.width (header only)", "SELECT sum(pxt.width(p)) FROM unnest(%s::text[]) p"),
+        ("pxt.resize 256x256 (draft decode+resize+encode)", "SELECT count(pxt.resize(p, 256, 256)) FROM unnest(%s::text[]) p"),
+        ("pxt.rotate 90 (decode+rotate+encode)", "SELECT count(pxt.rotate(p, 90)) FROM unnest(%s::text[]) p"),
+    ]:
+        t = timed(conn, q, arr)
+        print(f"  {label:50s} {t.wall / n * 1000:7.2f} ms")
+    # the same INSERT into a table whose input column is plain text: no media validation
+    # (255 wide, so no result is already in the store)
+    conn.execute("""SELECT pxt.create_table('w1.unchecked', '{"image": "string"}')""")
+    conn.execute("SELECT pxt.add_computed_column('w1.unchecked', 'thumb', 'pxt.resize(image::pxt.image, 255, 256)')")
+    t = timed(conn, "INSERT INTO w1.unchecked (image) SELECT unnest(%s::text[])", arr)
+    t_plain = plain_thumbnails(paths, out)
+    print(f"  {'INSERT + thumbnail, input not validated (text)':50s} {t.wall / n * 1000:7.2f} ms "
+          f"({t_plain.wall / t.wall:.2f}x plain PIL measured next to it)")
+    for label, fn in [
+        ("plain PIL full decode", lambda im: im.load()),
+        ("plain PIL full decode + resize 256x256", lambda im: im.resize(THUMB)),
+        ("plain PIL decode at 1/8 scale (what validation does)", lambda im: (im.draft(None, (1, 1)), im.load())),
+    ]:
+        t = time.perf_counter()
+        for p in paths:
+            with Image.open(p) as im:
+                fn(im)
+        print(f"  {label:50s} {(time.perf_counter() - t) / n * 1000:7.2f} ms")
 
 
 if __name__ == "__main__":

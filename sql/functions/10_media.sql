@@ -14,7 +14,7 @@ CREATE OR REPLACE FUNCTION pxt.store_media(data bytea, ext text DEFAULT 'bin') R
 LANGUAGE plpython3u STRICT AS $py$
 #@pxt
 if not ext.isalnum() or len(ext) > 8:
-    plpy.error(f"invalid file extension {ext!r}")
+    plpy.error(f"invalid file extension {ext!r}: letters and digits, at most 8", sqlstate="22023")
 return srv.guard(srv.media.store_bytes, data, ext)
 $py$;
 COMMENT ON FUNCTION pxt.store_media(bytea, text) IS 'Write bytes into the content-addressed media store; returns media://<sha256>.<ext>';

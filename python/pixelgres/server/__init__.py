@@ -25,15 +25,29 @@ def server_info() -> str:
 
 
 def guard(fn, *args):
-    """Call ``fn``; a MediaError becomes an SQL error (SQLSTATE 22023) with its message."""
+    """Call ``fn``; a MediaError becomes an SQL error, SQLSTATE 22023, reported by PL/Python as
+    "MediaError: <message>" (raising a builtins-named plpy.Error subclass avoids the usual
+    "plpy.Error: " prefix)."""
     from .media import MediaError
 
     try:
         return fn(*args)
     except MediaError as e:
-        import plpy
+        raise _sql_media_error(str(e)) from None
 
-        plpy.error(f"MediaError: {e}", sqlstate="22023")
+
+def _sql_media_error(message: str):
+    import plpy
+
+    cls = _SQL_ERRORS.get("MediaError")
+    if cls is None:
+        cls = _SQL_ERRORS["MediaError"] = type("MediaError", (plpy.Error,), {"__module__": "builtins"})
+    err = cls(message)
+    err.sqlstate = "22023"
+    return err
+
+
+_SQL_ERRORS: dict = {}
 
 
 def validate_media(value: str, kind: str) -> None:

@@ -25,12 +25,24 @@ class MediaError(Exception):
     """A media value that cannot be used; the message names the value."""
 
 
+_plans: dict = {}
+
+
+def _plan(query: str, types: list[str]):
+    """A prepared plan, kept for the session (several lookups per image: parsing and planning
+    each time cost as much as running them)."""
+    plan = _plans.get(query)
+    if plan is None:
+        plan = _plans[query] = plpy.prepare(query, types)
+    return plan
+
+
 def setting(name: str) -> str:
-    return plpy.execute(plpy.prepare("SELECT current_setting($1) AS v", ["text"]), [name])[0]["v"]
+    return plpy.execute(_plan("SELECT current_setting($1) AS v", ["text"]), [name])[0]["v"]
 
 
 def media_dir() -> str:
-    d = plpy.execute("SELECT pxt._media_dir() AS d")[0]["d"]
+    d = plpy.execute(_plan("SELECT pxt._media_dir() AS d", []))[0]["d"]
     os.makedirs(d, exist_ok=True)
     return d
 
