@@ -72,6 +72,10 @@ def local_path(uri: str) -> str:
         path = store_path(uri)
     elif uri.startswith(("http://", "https://")):
         path = fetch_url(uri)
+    elif uri.startswith("pxt-frame:"):  # a virtual video frame: decoded once, cached as PNG
+        from . import video
+
+        path = video.frame_file(uri)
     else:
         if uri.startswith("file://"):
             parsed = urllib.parse.urlparse(uri)
