@@ -125,6 +125,11 @@ def test_cli_demo_runs(tmp_path):
     home = tmp_path / "home"
     try:
         out = _cli(home, "demo").stdout
-        assert "extension pixelgres " + pixelgres.__version__ in out
+        assert "Inserted 4 rows with 0 errors" in out
+        similar = out.split("most similar to 'a yellow sun in the sky':")[1].splitlines()
+        assert "yellow_sun.jpg" in similar[2]  # the top hit (after the header line)
+        frames = out.split("== video -> frames")[1].split("==")[0]
+        assert frames.count("media://") == 3  # a 3 s video at fps=1
+        assert "reverted the relabeling; snapshot rows: 4, categories: ['unknown']" in out
     finally:
         Cluster(home).destroy()

@@ -31,3 +31,15 @@ def test_quick_start_sql(db, files):
     assert ("thumbnail", True, "pxt.resize(image, 256, 256)") in by_stmt[5]
     assert results[-1] == [(2,)]  # the snapshot kept both rows
     assert db.execute("SELECT count(*) FROM ml.images WHERE category = 'animal'").fetchone()[0] == 0  # reverted
+
+
+def test_python_quick_start(dsn, files):
+    Image.new("RGB", (640, 480), (10, 120, 200)).save(files / "a.jpg")
+    text = README.read_text()
+    block = re.findall(r"```python\n(.*?)```", text[text.index("## Python"):], flags=re.S)[0]
+    code = block.replace("pxt.init()", f"pxt.init({dsn!r})").replace("'/data/", f"'{files}/")
+    env = {}
+    exec(compile(code, "README.md", "exec"), env)
+    df = env["images"].select(env["images"].width).collect().to_pandas()
+    assert list(df["width"]) == []  # reverted: the insert was the latest version
+    assert env["ds"] is not None

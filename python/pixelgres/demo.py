@@ -1,82 +1,115 @@
 """The demo pipeline ``make demo`` runs against the embedded cluster, printing what it does.
 
-It generates its own sample media (so it needs no network), then runs the seed's pipeline in
-SQL: images -> thumbnails -> versions; each later capability adds its step here.
+The seed's pipeline through the Python wrapper (``import pixelgres as pxt``) — every step is
+SQL the database runs: images -> thumbnails -> captions (chat completions) -> embedding index
+-> similarity search; video -> frames; history, snapshot, revert. It generates its own sample
+media and needs no network: captions come from the OpenAI-compatible stand-in server in
+pixelgres.testing (deterministic: it names the dominant colour) unless OPENAI_API_KEY is set,
+and the embedding index uses the local all-MiniLM-L6-v2 model.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-
-import psycopg
 
 from .cluster import Cluster
 
 SCENES = [  # (file, background, shape colour, shape)
     ("red_ball.jpg", (40, 90, 200), (220, 30, 30), "ellipse"),
     ("green_box.jpg", (240, 240, 230), (30, 160, 60), "rectangle"),
-    ("sunset.jpg", (250, 140, 40), (255, 230, 80), "ellipse"),
-    ("night.png", (10, 10, 40), (240, 240, 255), "ellipse"),
+    ("yellow_sun.jpg", (250, 140, 40), (255, 230, 80), "ellipse"),
+    ("white_moon.png", (10, 10, 40), (240, 240, 255), "ellipse"),
 ]
 
 
-def make_samples(d: Path) -> list[Path]:
+def make_samples(d: Path) -> tuple[list[Path], Path]:
+    import av
+    import numpy as np
     from PIL import Image, ImageDraw
 
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o755)
-    out = []
+    images = []
     for name, bg, fg, shape in SCENES:
         p = d / name
         if not p.exists():
             im = Image.new("RGB", (1024, 768), bg)
-            getattr(ImageDraw.Draw(im), shape)((312, 184, 712, 584), fill=fg)
+            getattr(ImageDraw.Draw(im), shape)((212, 84, 812, 684), fill=fg)
             im.save(p)
             os.chmod(p, 0o644)
-        out.append(p)
-    return out
+        images.append(p)
+    video = d / "demo.mp4"
+    if not video.exists():  # 3 s, 10 fps, a colour ramp
+        with av.open(str(video), "w") as out:
+            s = out.add_stream("libx264", rate=10)
+            s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+            for i in range(30):
+                arr = np.full((240, 320, 3), (i * 8, 255 - i * 8, 128), dtype=np.uint8)
+                for pkt in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                    out.mux(pkt)
+            for pkt in s.encode():
+                out.mux(pkt)
+        os.chmod(video, 0o644)
+    return images, video
 
 
-def show(conn, title: str, sql: str, params=None) -> list:
-    cur = conn.execute(sql, params)
-    rows = cur.fetchall()
-    print(f"\n-- {title}\n{sql.strip()}")
-    if cur.description:
-        names = [d.name for d in cur.description]
-        print("  " + " | ".join(names))
-        for r in rows:
-            print("  " + " | ".join("NULL" if v is None else (str(v)[:72]) for v in r))
-    return rows
+def step(title: str) -> None:
+    print(f"\n== {title}")
 
 
 def run(cluster: Cluster) -> int:
+    import pixelgres as pxt
+    from pixelgres.functions.huggingface import sentence_transformer
+    from pixelgres.functions.openai import chat_completions
+    from pixelgres.functions.video import frame_iterator
+
     dsn = cluster.ensure_database()
-    print(f"pixelgres demo on {dsn}")
-    samples = make_samples(cluster.runtime / "samples")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        info = conn.execute("SELECT pxt.server_info()").fetchone()[0]
-        print(f"  extension pixelgres {conn.execute('SELECT pxt.version()').fetchone()[0]}, "
-              f"server Python {info['python']} from {info['python_dir']}")
-        for name, p in info["packages"].items():
-            print(f"    {name:8} {p['version']:10} {p['path']}")
-        conn.execute("DROP VIEW IF EXISTS demo.images_before_relabeling")  # from an earlier run
-        conn.execute("SELECT pxt.create_table('demo.images', '{\"image\": \"image\", \"category\": \"string\"}', "
-                     "if_exists => 'replace')")
-        show(conn, "computed columns", "SELECT pxt.add_computed_column('demo.images', 'thumbnail', "
-                                       "'pxt.thumbnail(image, 256, 256)')")
-        conn.execute("SELECT pxt.add_computed_column('demo.images', 'size', "
-                     "$$pxt.width(thumbnail) || 'x' || pxt.height(thumbnail)$$)")
-        conn.execute("INSERT INTO demo.images (image, category) SELECT unnest(%s::text[]), 'unknown'",
-                     ([str(p) for p in samples],))
-        show(conn, "images with thumbnails, computed by the database on INSERT",
-             "SELECT image, thumbnail, size FROM demo.images ORDER BY _pxt_rowid")
-        conn.execute("SELECT pxt.create_snapshot('demo.images_before_relabeling', 'demo.images')")
-        conn.execute("UPDATE demo.images SET category = 'shape' WHERE image LIKE '%ball%' OR image LIKE '%box%'")
-        show(conn, "history", "SELECT version, change_type, inserts, updates, schema_change->>'op' AS op "
-                              "FROM pxt.history('demo.images')")
-        show(conn, "revert the relabeling", "SELECT pxt.revert('demo.images')")
-        show(conn, "the snapshot is unaffected by later changes",
-             "SELECT count(*) AS rows, count(*) FILTER (WHERE category = 'unknown') AS unknown "
-             "FROM demo.images_before_relabeling")
-    print("\ndemo done: explore with `.venv/bin/pixelgres psql`")
+    samples, video = make_samples(cluster.runtime / "samples")
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("OPENAI_API_KEY"):
+            base_url, key, note = os.environ.get("OPENAI_BASE_URL"), os.environ["OPENAI_API_KEY"], "OpenAI"
+        else:
+            from .testing.openai_server import OpenAIServer
+            srv = stack.enter_context(OpenAIServer())
+            base_url, key, note = srv.base_url, "sk-demo", "the local OpenAI-compatible stand-in"
+        # the stand-in listens on loopback, which the server refuses unless allowed (superuser, session only)
+        session_dsn = f"{dsn} options='-c pixelgres.allowed_url_hosts=127.0.0.1'"
+        pxt.init(session_dsn, openai_api_key=key, openai_base_url=base_url)
+        print(f"pixelgres demo on {dsn}")
+
+        step("images -> thumbnails -> captions -> embedding search")
+        for name in ("demo.images_before_relabeling", "demo.frames", "demo.videos", "demo.images"):
+            pxt.drop_table(name, if_not_exists="ignore", force=True)
+        images = pxt.create_table("demo.images", {"image": pxt.Image, "category": pxt.String})
+        images.add_computed_column(thumbnail=images.image.resize((256, 256)))
+        messages = [{"role": "user", "content": [
+            {"type": "text", "text": "Describe this image in one sentence."},
+            {"type": "image_url", "image_url": images.image}]}]
+        images.add_computed_column(response=chat_completions(messages=messages, model="gpt-4o-mini"))
+        images.add_computed_column(caption=images.response.choices[0].message.content)
+        images.add_embedding_index("caption", string_embed=sentence_transformer.using(model_id="all-MiniLM-L6-v2"))
+        status = images.insert([{"image": str(p), "category": "unknown"} for p in samples])
+        print(f"inserted: {status}   (captions by {note})")
+        print(images.select(images.image, images.thumbnail, images.caption).collect().to_pandas().to_string())
+        sim = images.caption.similarity(string="a yellow sun in the sky")
+        print("\nmost similar to 'a yellow sun in the sky':")
+        print(images.order_by(sim, asc=False).limit(2).select(images.image, images.caption).collect()
+              .to_pandas().to_string())
+
+        step("video -> frames (an iterator view kept in step with its base table)")
+        videos = pxt.create_table("demo.videos", {"video": pxt.Video})
+        frames = pxt.create_view("demo.frames", videos, iterator=frame_iterator(videos.video, fps=1))
+        videos.insert([{"video": str(video)}])
+        print(frames.select(frames.pos, frames.frame_idx, frames.pos_msec, frames.frame).head(10)
+              .to_pandas().to_string())
+
+        step("versions: history, snapshot, relabel, revert")
+        images.update({"category": "shape"}, where=images.image == str(samples[0]))
+        print(images.history().to_pandas()[["version", "change_type", "inserts", "updates"]].to_string())
+        images.revert()
+        snap = pxt.create_snapshot("demo.images_before_relabeling", images)
+        print(f"reverted the relabeling; snapshot rows: {snap.count()}, "
+              f"categories: {sorted(set(images.select(images.category).collect()['category']))}")
+    print("\ndemo done: explore with `.venv/bin/pixelgres psql` (e.g. SELECT * FROM demo.frames)")
     return 0
