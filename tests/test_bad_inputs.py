@@ -402,11 +402,14 @@ fake = json.loads(fake_dns)
 real_getaddrinfo = socket.getaddrinfo
 
 def refuse(*args, **kw):
-    raise AssertionError("connection attempted")
+    address = next((a for a in args if isinstance(a, tuple)), kw.get("address"))
+    raise AssertionError(f"connection attempted to {address!r}")
 
 def getaddrinfo(host, port, *args, **kw):
     if host in fake:
         ip = fake[host]
+        if isinstance(ip, list):  # successive answers (DNS rebinding)
+            ip = ip.pop(0) if len(ip) > 1 else ip[0]
         if ":" in ip:
             return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port or 0, 0, 0))]
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))]
@@ -442,6 +445,8 @@ REFUSED = r"URL host '{host}' resolves to a non-public address \({ip}\); allow i
 
 @pytest.mark.parametrize("url, host, ip, dns", [
     ("http://169.254.169.254/latest/meta-data/iam.png", "169.254.169.254", "169.254.169.254", None),  # cloud metadata
+    ("http://100.100.100.200/latest/meta-data/x.png", "100.100.100.200", "100.100.100.200", None),  # shared space (Alibaba metadata)
+    ("http://100.64.0.1/a.png", "100.64.0.1", "100.64.0.1", None),
     ("http://10.0.0.1/a.png", "10.0.0.1", "10.0.0.1", None),
     ("http://172.16.5.4/a.png", "172.16.5.4", "172.16.5.4", None),
     ("http://192.168.1.1/a.png", "192.168.1.1", "192.168.1.1", None),
@@ -470,6 +475,23 @@ def test_non_public_addresses_are_refused_without_traffic(db, no_traffic, url, h
     pattern = REFUSED.format(host=re.escape(host), ip=ip if "|" in ip else re.escape(ip))
     assert re.search(pattern, err), err
     assert db.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_dns_rebinding_cannot_switch_the_address(db, no_traffic):
+    """The name resolves to a public address when checked, then to the metadata address: the
+    connection goes to the checked address (the only lookup), never to the second answer."""
+    err = no_traffic("http://rebind.example/a.png", {"rebind.example": ["93.184.216.34", "169.254.169.254"]})
+    assert "connection attempted to ('93.184.216.34'" in err, err
+    assert "169.254.169.254" not in err
+
+
+def test_url_cache_does_not_outlive_an_allowance(db, http_server, images):
+    port = http_server.server_address[1]
+    url = f"http://127.0.0.1:{port}/{uuid.uuid4().hex}.png"
+    db.execute("SET pixelgres.allowed_url_hosts = '127.0.0.1'")
+    assert db.execute("SELECT pxt.width(%s)", (url,)).fetchone()[0] == 40
+    db.execute("RESET pixelgres.allowed_url_hosts")
+    expect_error(db, "SELECT pxt.width(%s)", (url,), "non-public address")  # the cached copy is not served
 
 
 def test_the_no_traffic_probe_sees_a_connection(db, no_traffic):
@@ -797,3 +819,17 @@ def test_invalid_iterator_arguments(db, files, args, pattern):
     expect_error(db, f"SELECT * FROM pxt.frame_iterator(%s, {args})", (video,), pattern, sqlstate="22023")
     expect_error(db, "SELECT * FROM pxt.frame_iterator(%s, fps => 'fast')", (video,),
                  r'invalid input syntax for type double precision: "fast"')
+
+
+def test_column_types_with_constraint_words_are_unknown_types(db):
+    for bad in ("int NOT NULL", "int DEFAULT 1", "int PRIMARY KEY"):
+        msg = expect_error(db, "SELECT pxt.create_table('ct', %s)", (json.dumps({"a": bad}),),
+                           rf"column 'a': unknown column type '{bad}'")
+        assert "to_regtype" not in msg
+
+
+def test_an_image_named_mp4_is_not_a_video(db, files):
+    from PIL import Image as PILImage
+    PILImage.new("RGB", (100, 100), (1, 2, 3)).save(files / "sq.png")
+    (files / "sq.mp4").write_bytes((files / "sq.png").read_bytes())
+    expect_error(db, "SELECT count(*) FROM pxt.frame_iterator(%s)", (str(files / "sq.mp4"),), r"is an image \(\w+\), not a video")

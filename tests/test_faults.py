@@ -261,7 +261,7 @@ def test_cancel_ends_a_hung_insert_and_the_connection_stays_usable(ai, openai_se
 
     t = threading.Thread(target=canceller, daemon=True)
     t.start()
-    with pytest.raises(psycopg.Error) as e:
+    with pytest.raises(psycopg.errors.QueryCanceled) as e:  # SQLSTATE 57014, not a routine error
         insert_500(ai)
     ended = time.monotonic()
     t.join(5)

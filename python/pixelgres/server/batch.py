@@ -38,17 +38,35 @@ def _active():
     return None
 
 
+def _as_cancel(e: BaseException):
+    """A cancel seen inside a batched function (its QueryCanceled) as an SQL error with
+    SQLSTATE 57014, which plpgsql's WHEN OTHERS does not catch: the statement ends."""
+    cls = type("QueryCanceled", (plpy.Error,), {"__module__": "builtins"})
+    err = cls(str(e))
+    err.sqlstate = "57014"
+    return err
+
+
+def _run(name: str, batch: list):
+    try:
+        return REGISTRY[name](batch)
+    except BaseException as e:
+        if type(e).__name__ == "QueryCanceled" or getattr(e, "sqlstate", None) == "57014":
+            raise _as_cancel(e) from None
+        raise
+
+
 def call(name: str, args: tuple):
     st = _active() if _STATE else None
     if st is None:
-        r = REGISTRY[name]([args])[0]
+        r = _run(name, [args])[0]
     elif st["mode"] == "collect":
         st["pending"].setdefault(name, {})[_key(args)] = args
         return None
     else:
         results = st["results"].get(name, {})
         k = _key(args)
-        r = results[k] if k in results else REGISTRY[name]([args])[0]
+        r = results[k] if k in results else _run(name, [args])[0]
     if isinstance(r, BaseException):
         raise r
     return r
@@ -68,12 +86,10 @@ def run() -> int:
     for name, pending in st["pending"].items():
         keys = list(pending)
         try:
-            out = REGISTRY[name]([pending[k] for k in keys])
-        except plpy.SPIError as e:
+            out = _run(name, [pending[k] for k in keys])
+        except Exception as e:  # the whole batch failed: every row gets the error
             if getattr(e, "sqlstate", None) == "57014":  # cancel / statement_timeout: stop, not row errors
                 raise
-            out = [e] * len(keys)
-        except Exception as e:  # the whole batch failed: every row gets the error
             out = [e] * len(keys)
         if len(out) != len(keys):
             out = [RuntimeError(f"batched function {name} returned {len(out)} results for {len(keys)} inputs")] * len(keys)

@@ -123,14 +123,28 @@ def store_bytes(data: bytes, ext: str) -> str:
 
 
 # --- URLs ----------------------------------------------------------------------------------
-def _host_allowed(host: str) -> None:
+def _refused(ip) -> bool:
+    """Anything but a global unicast address: private, loopback, link-local (cloud metadata),
+    shared (100.64/10), reserved, unspecified, multicast; IPv4-mapped IPv6 judged as IPv4."""
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def _host_allowed(host: str) -> str:
+    """Resolve ``host`` once and return the address to connect to, refusing non-public
+    addresses unless pixelgres.allowed_url_hosts lists the host or a network holding it.
+    Callers connect to this address (not the name again), so a DNS answer cannot change
+    between the check and the connection (rebinding)."""
     allowed = [h.strip() for h in setting("pixelgres.allowed_url_hosts").split(",") if h.strip()]
-    if host in allowed:
-        return
     try:
-        infos = socket.getaddrinfo(host, None)
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as e:
         raise MediaError(f"cannot resolve host {host!r}: {e}")
+    if not infos:
+        raise MediaError(f"cannot resolve host {host!r}")
+    if host in allowed:
+        return infos[0][4][0]
     nets = []
     for a in allowed:
         try:
@@ -138,40 +152,51 @@ def _host_allowed(host: str) -> None:
         except ValueError:
             pass
     for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if any(ip in n for n in nets):
             continue
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
+        if _refused(ip):
             raise MediaError(f"URL host {host!r} resolves to a non-public address ({ip}); "
                              "allow it with pixelgres.allowed_url_hosts")
+    return infos[0][4][0]
 
 
 def fetch_url(url: str) -> str:
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise MediaError(f"unsupported URL {url!r}")
+    address = _host_allowed(parsed.hostname)  # before the cache: an allowance may have ended
     cache = os.path.join(media_dir(), "_url_cache")
     os.makedirs(cache, exist_ok=True)
     ext = os.path.splitext(parsed.path)[1][:9]
     path = os.path.join(cache, hashlib.sha256(url.encode()).hexdigest() + ext)
     if os.path.exists(path):
         return path
-    _host_allowed(parsed.hostname)
     import httpx
 
     limit = int(setting("pixelgres.url_max_bytes"))
     timeout = int(setting("pixelgres.url_timeout_ms")) / 1000.0
+    # connect to the checked address; the name still goes in Host and in TLS (SNI + certificate)
+    host_part = f"[{address}]" if ":" in address else address
+    port = f":{parsed.port}" if parsed.port else ""
+    target = parsed._replace(netloc=f"{host_part}{port}").geturl()
+    extensions = {"sni_hostname": parsed.hostname} if parsed.scheme == "https" else {}
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "wb") as f, httpx.stream("GET", url, timeout=timeout, follow_redirects=False) as r:
-            if r.status_code != 200:
-                raise MediaError(f"fetching {url!r}: HTTP {r.status_code}")
-            size = 0
-            for chunk in r.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise MediaError(f"fetching {url!r}: larger than pixelgres.url_max_bytes ({limit})")
-                f.write(chunk)
+        with os.fdopen(fd, "wb") as f, httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            r = client.send(client.build_request("GET", target, headers={"Host": parsed.netloc.rpartition("@")[2]},
+                                                 extensions=extensions), stream=True)
+            try:
+                if r.status_code != 200:
+                    raise MediaError(f"fetching {url!r}: HTTP {r.status_code}")
+                size = 0
+                for chunk in r.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise MediaError(f"fetching {url!r}: larger than pixelgres.url_max_bytes ({limit})")
+                    f.write(chunk)
+            finally:
+                r.close()
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except httpx.HTTPError as e:

@@ -25,7 +25,11 @@ def resolve_type(spec) -> str:
     if not isinstance(spec, str):
         plpy.error(f"column type must be a string, not {spec!r}")
     t = TYPE_ALIASES.get(spec.strip().lower(), spec.strip())
-    if not _TYPE_RE.match(t) or one("SELECT to_regtype($1) IS NOT NULL AS ok", t)["ok"] is not True:
+    try:
+        known = bool(_TYPE_RE.match(t)) and one("SELECT to_regtype($1) IS NOT NULL AS ok", t)["ok"] is True
+    except plpy.SPIError:  # e.g. 'int NOT NULL': not a type name
+        known = False
+    if not known:
         plpy.error(f"unknown column type {spec!r}",
                    hint="use image, video, audio, document, string, int, float, bool, json, "
                         "timestamp, date, bytes, or any PostgreSQL type name")
@@ -66,7 +70,14 @@ def create_table(name: str, schema_json: str, if_exists: str = "error") -> str:
             drop_table(full)
         else:
             plpy.error(f"table {name!r} already exists", hint="if_exists => 'ignore' or 'replace'")
-    cols = [f"{q(check_column_name(c))} {resolve_type(t)}" for c, t in spec.items()]
+    cols = []
+    for c, t in spec.items():
+        check_column_name(c)
+        try:
+            cols.append(f"{q(c)} {resolve_type(t)}")
+        except plpy.Error as e:
+            plpy.error(f"column {c!r}: {e.args[0] if e.args else e}", hint="types: image, video, audio, document, "
+                       "string, int, float, bool, json, timestamp, date, bytes, or a PostgreSQL type name")
     ensure_schema(schema)
     plpy.execute(f"CREATE TABLE {full} ({', '.join(cols + ['_pxt_rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY', '_pxt_errors jsonb', '_pxt_v integer NOT NULL DEFAULT 0'])})")
     manage(full)

@@ -73,7 +73,18 @@ def _open(uri: str, path: str | None = None):
             raise MediaError(f"not a decodable video: {uri!r} (no audio or video streams found: the file is "
                              "truncated or not a video)")
         raise MediaError(f"{uri!r} has no video stream (it has {', '.join(kinds)})")
+    fmt = c.format.name or ""
+    if fmt in ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe") or fmt.endswith("_pipe"):
+        c.close()
+        raise MediaError(f"{uri!r} is an image ({fmt}), not a video")
     s = c.streams.video[0]
+    from .media import setting
+
+    limit = int(setting("pixelgres.max_image_pixels"))
+    if (s.codec_context.width or 0) * (s.codec_context.height or 0) > limit:  # before any frame is decoded
+        c.close()
+        raise MediaError(f"video {uri!r} has {s.codec_context.width}x{s.codec_context.height} frames, more than "
+                         f"pixelgres.max_image_pixels ({limit})")
     try:  # the container's index says where every packet is: a file cut short is caught here
         entries = s.index_entries
         end = max((e.pos + e.size for e in entries), default=0) if len(entries) else 0
