@@ -833,3 +833,12 @@ def test_an_image_named_mp4_is_not_a_video(db, files):
     PILImage.new("RGB", (100, 100), (1, 2, 3)).save(files / "sq.png")
     (files / "sq.mp4").write_bytes((files / "sq.png").read_bytes())
     expect_error(db, "SELECT count(*) FROM pxt.frame_iterator(%s)", (str(files / "sq.mp4"),), r"is an image \(\w+\), not a video")
+
+
+def test_iterator_view_with_bad_arguments_is_refused_at_creation(db):
+    db.execute("SELECT pxt.create_table('ml.vids', '{\"video\": \"video\"}')")  # empty
+    for call in ("pxt.frame_iterator(video, fps => 0)", "pxt.frame_iterator(video, fps => 1, num_frames => 2)",
+                 "pxt.frame_iterator(video, num_frames => -1)"):
+        expect_error(db, "SELECT pxt.create_view('ml.f0', 'ml.vids', %s)", (call,), r"invalid iterator")
+    assert db.execute("SELECT to_regclass('ml.f0')").fetchone()[0] is None
+    db.execute("INSERT INTO ml.vids (video) VALUES (NULL)")  # the base stays usable

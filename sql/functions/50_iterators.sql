@@ -9,6 +9,10 @@ RETURNS TABLE (pos integer, frame_idx integer, pos_msec double precision, pts bi
 LANGUAGE plpython3u AS $py$
 #@pxt
 from pixelgres.server import iterators as _it, video as _video
+try:  # the arguments first: a view over an empty table must refuse them at creation too
+    _video.check_args(fps, num_frames, keyframes_only or False)
+except ValueError as e:
+    plpy.error(str(e), sqlstate="22023")
 if video is None:
     return []
 return _it.rows(_video.frames, video, fps, num_frames, keyframes_only or False, virtual or False, format, quality)

@@ -186,6 +186,13 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
         plpy.error(f"invalid iterator {call!r}: {e}")
     func = one("SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.oid = ANY($1) AND p.proretset "
                "ORDER BY p.oid LIMIT 1", funcs, types=["oid[]"])
+    # the iterator's own arguments, once, over an all-NULL row: a bad constant (fps => 0) is the
+    # view's fault and must be refused now, not blamed on every row inserted later
+    try:
+        plpy.execute(f"SELECT count(*) FROM (SELECT (NULL::{base_full}).*) pxt_row CROSS JOIN LATERAL {call} AS pxt_it")
+    except plpy.SPIError as e:
+        plpy.execute(f"DROP VIEW IF EXISTS {tmp}")
+        plpy.error(f"invalid iterator {call!r}: {e.args[0] if e.args else e}")
 
     # 2. the storage: a managed table
     cols = [f"{q(c['name'])} {c['type']}" for c in out]
