@@ -28,6 +28,9 @@ static bool ai_cache;
 static int ai_concurrency;
 static bool replaying;
 static int max_image_pixels;
+static int max_media_seconds;
+static int max_media_mb;
+static int max_document_pages;
 static int url_max_bytes;
 static int url_timeout_ms;
 
@@ -51,6 +54,15 @@ _PG_init(void)
 	DefineCustomIntVariable("pixelgres.max_image_pixels",
 		"Largest image (width*height) the server will decode.",
 		NULL, &max_image_pixels, 100000000, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.max_media_seconds",
+		"Longest video or audio the server will decode.",
+		NULL, &max_media_seconds, 4 * 3600, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.max_media_mb",
+		"Largest video, audio or document file (MB) the server will read.",
+		NULL, &max_media_mb, 8192, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.max_document_pages",
+		"Most pages of a PDF the server will parse.",
+		NULL, &max_document_pages, 5000, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pixelgres.url_max_bytes",
 		"Largest download accepted from an http(s) media URL.",
 		NULL, &url_max_bytes, 256 * 1024 * 1024, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);

@@ -842,3 +842,33 @@ def test_iterator_view_with_bad_arguments_is_refused_at_creation(db):
         expect_error(db, "SELECT pxt.create_view('ml.f0', 'ml.vids', %s)", (call,), r"invalid iterator")
     assert db.execute("SELECT to_regclass('ml.f0')").fetchone()[0] is None
     db.execute("INSERT INTO ml.vids (video) VALUES (NULL)")  # the base stays usable
+
+
+def test_media_limits_are_settings(db, files):
+    """Video/audio duration, file size and PDF page limits refuse input before decoding it."""
+    import av
+    import numpy as np
+    from reportlab.pdfgen import canvas
+    path = files / "two_s.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(20):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    pdf = files / "three.pdf"
+    c = canvas.Canvas(str(pdf))
+    for i in range(3):
+        c.drawString(72, 720, f"page {i + 1}")
+        c.showPage()
+    c.save()
+    assert db.execute("SELECT count(*) FROM pxt.frame_iterator(%s)", (str(path),)).fetchone()[0] == 20
+    db.execute("SET pixelgres.max_media_seconds = 1")
+    expect_error(db, "SELECT count(*) FROM pxt.frame_iterator(%s)", (str(path),), r"more than pixelgres\.max_media_seconds")
+    db.execute("RESET pixelgres.max_media_seconds")
+    db.execute("SET pixelgres.max_document_pages = 2")
+    expect_error(db, "SELECT count(*) FROM pxt.document_splitter(%s)", (str(pdf),), r"3 pages, more than pixelgres\.max_document_pages")
+    db.execute("RESET pixelgres.max_document_pages")
+    assert db.execute("SELECT count(*) FROM pxt.document_splitter(%s)", (str(pdf),)).fetchone()[0] >= 1

@@ -14,7 +14,8 @@ GRANT pxt_reader TO pxt_user;
 GRANT pxt_user TO pxt_admin;
 DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO pxt_user', current_database()); END $$;
 GRANT SET ON PARAMETER pixelgres.allowed_roots, pixelgres.allowed_url_hosts, pixelgres.max_image_pixels,
-      pixelgres.url_max_bytes, pixelgres.url_timeout_ms TO pxt_admin;
+      pixelgres.url_max_bytes, pixelgres.url_timeout_ms, pixelgres.max_media_seconds, pixelgres.max_media_mb,
+      pixelgres.max_document_pages TO pxt_admin;
 
 REVOKE CREATE ON SCHEMA pxt_internal FROM PUBLIC;
 GRANT CREATE ON SCHEMA pxt_internal TO pxt_user;

@@ -52,6 +52,13 @@ def _samples(uri: str, path: str):
     if not c.streams.audio:
         c.close()
         raise MediaError(f"{uri!r} has no audio stream")
+    try:
+        from .media import check_limits
+
+        check_limits(uri, path, c.duration / 1_000_000 if c.duration else None)
+    except MediaError:
+        c.close()
+        raise
     s = c.streams.audio[0]
     rate = s.codec_context.sample_rate or s.rate
     lay = s.codec_context.layout

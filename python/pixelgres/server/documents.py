@@ -105,7 +105,10 @@ def _decode(data: bytes, uri: str) -> str:
 
 
 def parse(uri: str) -> tuple[str | None, list[Block]]:
+    from . import media
+
     path = local_path(uri)
+    media.check_limits(uri, path)  # pixelgres.max_media_mb, before reading it whole
     with open(path, "rb") as f:
         data = f.read()
     kind = _kind(uri, data[:4096])
@@ -143,6 +146,11 @@ def _pdf(path: str, uri: str):
             title = str(t).strip() if t and str(t).strip() not in ("", "untitled", "(anonymous)") else None
         except Exception:
             pass
+        from .media import setting
+
+        limit = int(setting("pixelgres.max_document_pages"))
+        if len(reader.pages) > limit:
+            raise MediaError(f"PDF {uri!r} has {len(reader.pages)} pages, more than pixelgres.max_document_pages ({limit})")
         lines = []  # (page, y, size, text)
         for n, page in enumerate(reader.pages, start=1):
             lines.extend(_pdf_lines(page, n))

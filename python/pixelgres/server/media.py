@@ -205,3 +205,16 @@ def fetch_url(url: str) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def check_limits(uri: str, path: str, seconds: float | None = None) -> None:
+    """Size (pixelgres.max_media_mb) and duration (pixelgres.max_media_seconds) limits of a
+    video, audio or document file, checked before decoding."""
+    mb = int(setting("pixelgres.max_media_mb"))
+    size = os.path.getsize(path)
+    if size > mb * 1024 * 1024:
+        raise MediaError(f"{uri!r} is {size // (1024 * 1024)} MB, more than pixelgres.max_media_mb ({mb})")
+    if seconds is not None:
+        limit = int(setting("pixelgres.max_media_seconds"))
+        if seconds > limit:
+            raise MediaError(f"{uri!r} lasts {seconds:.0f} s, more than pixelgres.max_media_seconds ({limit})")

@@ -73,6 +73,13 @@ def _open(uri: str, path: str | None = None):
             raise MediaError(f"not a decodable video: {uri!r} (no audio or video streams found: the file is "
                              "truncated or not a video)")
         raise MediaError(f"{uri!r} has no video stream (it has {', '.join(kinds)})")
+    try:
+        from .media import check_limits
+
+        check_limits(uri, path, c.duration / 1_000_000 if c.duration else None)
+    except MediaError:
+        c.close()
+        raise
     fmt = c.format.name or ""
     if fmt in ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe") or fmt.endswith("_pipe"):
         c.close()
