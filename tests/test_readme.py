@@ -39,7 +39,13 @@ def test_python_quick_start(dsn, files):
     block = re.findall(r"```python\n(.*?)```", text[text.index("## Python"):], flags=re.S)[0]
     code = block.replace("pxt.init()", f"pxt.init({dsn!r})").replace("'/data/", f"'{files}/")
     env = {}
-    exec(compile(code, "README.md", "exec"), env)
-    df = env["images"].select(env["images"].width).collect().to_pandas()
-    assert list(df["width"]) == []  # reverted: the insert was the latest version
-    assert env["ds"] is not None
+    try:
+        exec(compile(code, "README.md", "exec"), env)
+        df = env["images"].select(env["images"].width).collect().to_pandas()
+        assert list(df["width"]) == []  # reverted: the insert was the latest version
+        assert env["ds"] is not None
+    finally:  # the test database goes away: leave no default session pointing at it
+        from pixelgres.client import session
+        if session._current is not None:
+            session._current.close()
+            session._current = None

@@ -120,9 +120,6 @@ def regenerate(oid: int) -> None:
                    f"MESSAGE = format('cannot write computed column %s of %s', {lit(c['name'])}, {lit(table)}), "
                    f"HINT = 'computed columns are evaluated by pixelgres; write their input columns'; END IF;\n")
     ins.append("    pxt_row._pxt_errors := NULL;\n")
-    upd.append(f"    IF coalesce(current_setting('pixelgres.recompute', true), '') = '' THEN\n"
-               f"      pxt_row._pxt_v := coalesce(nullif(current_setting('pxt_v.{k}', true), '')::integer, OLD._pxt_v);\n"
-               f"    ELSE\n      pxt_row._pxt_v := OLD._pxt_v;\n    END IF;\n")
     for c in computed:
         if not c["pending"]:
             ins.append(_compute_block(table, c))
@@ -161,24 +158,16 @@ BEGIN
 {''.join(upd)}  END IF;
   RETURN NEW;
 END"""
-    if not computed and not media_inputs:  # only stamping the version: keep it lean
-        body = f"""
-BEGIN
-  IF current_setting('pixelgres.replaying', true) = 'on' THEN RETURN NEW; END IF;
-  IF coalesce(current_setting('pixelgres.recompute', true), '') = '' THEN
-    NEW._pxt_v := coalesce(nullif(current_setting('pxt_v.{k}', true), '')::integer, OLD._pxt_v);
-  ELSE
-    NEW._pxt_v := OLD._pxt_v;
-  END IF;
-  RETURN NEW;
-END"""
-    plpy.execute(f"CREATE OR REPLACE FUNCTION {row_fn}() RETURNS trigger LANGUAGE plpgsql "
-                 f"AS {lit(body)}")
-    # INSERT needs the row trigger only to validate media or compute columns (the version
-    # comes from _pxt_v's default); UPDATE always needs it, to stamp the version.
-    events = "INSERT OR UPDATE" if (computed or media_inputs) else "UPDATE"
-    plpy.execute(f"CREATE OR REPLACE TRIGGER pxt_compute BEFORE {events} ON {table} "
-                 f"FOR EACH ROW EXECUTE FUNCTION {row_fn}()")
+    # Only computed columns and media checks need a row trigger: versions need none (an
+    # insert's version comes from _pxt_v's default; an update leaves _pxt_v alone, so plain
+    # updates stay HOT, and the version a row became live is found in the history table).
+    if computed or media_inputs:
+        plpy.execute(f"CREATE OR REPLACE FUNCTION {row_fn}() RETURNS trigger LANGUAGE plpgsql "
+                     f"AS {lit(body)}")
+        plpy.execute(f"CREATE OR REPLACE TRIGGER pxt_compute BEFORE INSERT OR UPDATE ON {table} "
+                     f"FOR EACH ROW EXECUTE FUNCTION {row_fn}()")
+    elif one(f"SELECT to_regprocedure({lit(row_fn + '()')}) IS NOT NULL AS e")["e"]:
+        plpy.execute(f"DROP FUNCTION {row_fn}() CASCADE")  # and its trigger
     late = any(c["batched"] and c["on_error"] == "ignore" for c in computed)
     for stmt in versioning.trigger_sql(oid, late):
         plpy.execute(stmt)

@@ -1,9 +1,11 @@
 """Versions of managed tables: history table, version log, revert, snapshots, time travel.
 
-* The live table stays a plain table; each row carries ``_pxt_v``, the version that made it
-  live. Its past row versions live in ``pxt_internal."hist_<oid>"`` with the range
-  [_pxt_v_from, _pxt_v_to) in which each was live, one column ``c<attnum>`` per column the
-  table ever had (so renames and drops never rewrite history).
+* The live table stays a plain table; each row carries ``_pxt_v``, the version that inserted
+  it (an UPDATE leaves it alone, so updates stay HOT and need no row trigger). Its past row
+  versions live in ``pxt_internal."hist_<oid>"``: the row's ``_pxt_v``, ``_pxt_v_to`` (the
+  version that replaced or deleted it) and one column ``c<attnum>`` per column the table ever
+  had (so renames and drops never rewrite history). A row version became live at the
+  ``_pxt_v_to`` of the row's previous history entry, or at ``_pxt_v`` if it has none.
 * Every data-changing statement is one version: a BEFORE STATEMENT trigger allocates it
   (``UPDATE pxt.tables SET version = version + 1``: its row lock serialises writers of the
   same table until commit, which keeps the history linear; readers never wait), the row
@@ -39,7 +41,7 @@ def ensure_history(oid: int) -> None:
     """Create the history table, and give it a column for every attribute of the table."""
     h = hist_name(oid)
     if not one(f"SELECT to_regclass({lit(h)}) IS NOT NULL AS e")["e"]:
-        plpy.execute(f"CREATE TABLE {h} (_pxt_rowid bigint NOT NULL, _pxt_v_from integer NOT NULL, "
+        plpy.execute(f"CREATE TABLE {h} (_pxt_rowid bigint NOT NULL, _pxt_v integer NOT NULL, "
                      f"_pxt_v_to integer NOT NULL)")
         plpy.execute(f'CREATE INDEX ON {h} (_pxt_v_to)')  # revert; time travel scans
         plpy.execute(f"GRANT SELECT ON {h} TO pxt_reader")
@@ -107,12 +109,12 @@ BEGIN
     SELECT count(*), count(*) FILTER (WHERE {"(SELECT t._pxt_errors IS NOT NULL FROM " + table + " t WHERE t._pxt_rowid = n._pxt_rowid)" if late_errors else "n._pxt_errors IS NOT NULL"})
       INTO n, e FROM pxt_new n;
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO {h} (_pxt_rowid, _pxt_v_from, _pxt_v_to{', ' + hcols if hcols else ''})
+    INSERT INTO {h} (_pxt_rowid, _pxt_v, _pxt_v_to{', ' + hcols if hcols else ''})
       SELECT o._pxt_rowid, o._pxt_v, v{', ' + ocols if ocols else ''} FROM pxt_old o WHERE o._pxt_v < v;
     GET DIAGNOSTICS n = ROW_COUNT;
-    SELECT count(*) INTO e FROM {table} t WHERE t._pxt_v = v AND t._pxt_errors IS NOT NULL;  -- _pxt_v index
+    SELECT count(*) INTO e FROM pxt_new t WHERE t._pxt_errors IS NOT NULL;
   ELSE
-    INSERT INTO {h} (_pxt_rowid, _pxt_v_from, _pxt_v_to{', ' + hcols if hcols else ''})
+    INSERT INTO {h} (_pxt_rowid, _pxt_v, _pxt_v_to{', ' + hcols if hcols else ''})
       SELECT o._pxt_rowid, o._pxt_v, v{', ' + ocols if ocols else ''} FROM pxt_old o WHERE o._pxt_v < v;
     GET DIAGNOSTICS n = ROW_COUNT;
   END IF;
@@ -138,7 +140,8 @@ END"""
     for ev in ("INSERT", "UPDATE", "DELETE"):
         out.append(f"CREATE OR REPLACE TRIGGER pxt_version_begin_{ev.lower()} BEFORE {ev} ON {table} "
                    f"FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
-        ref = "NEW TABLE AS pxt_new" if ev == "INSERT" else "OLD TABLE AS pxt_old"
+        ref = {"INSERT": "NEW TABLE AS pxt_new", "UPDATE": "OLD TABLE AS pxt_old NEW TABLE AS pxt_new",
+               "DELETE": "OLD TABLE AS pxt_old"}[ev]
         out.append(f"CREATE OR REPLACE TRIGGER pxt_version_end_{ev.lower()} AFTER {ev} ON {table} "
                    f"REFERENCING {ref} FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
     return out
@@ -204,11 +207,11 @@ def _revert_data(oid: int, v: int) -> None:
     vs = str(int(v))
     plpy.execute(f"DELETE FROM ONLY {table} t WHERE t._pxt_v = {vs} AND NOT EXISTS "
                  f"(SELECT 1 FROM {h} h WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {vs})")
-    sets = ", ".join([f"{q(a['name'])} = h.c{a['attnum']}" for a in attrs] + ["_pxt_v = h._pxt_v_from"])
+    sets = ", ".join(f"{q(a['name'])} = h.c{a['attnum']}" for a in attrs)
     plpy.execute(f"UPDATE ONLY {table} t SET {sets} FROM {h} h "
                  f"WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {vs}")
     names = ", ".join([q(a["name"]) for a in attrs] + ["_pxt_rowid", "_pxt_v"])
-    vals = ", ".join([f"h.c{a['attnum']}" for a in attrs] + ["h._pxt_rowid", "h._pxt_v_from"])
+    vals = ", ".join([f"h.c{a['attnum']}" for a in attrs] + ["h._pxt_rowid", "h._pxt_v"])
     plpy.execute(f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE SELECT {vals} FROM {h} h "
                  f"WHERE h._pxt_v_to = {vs} AND NOT EXISTS (SELECT 1 FROM ONLY {table} t WHERE t._pxt_rowid = h._pxt_rowid)")
     plpy.execute(f"DELETE FROM {h} WHERE _pxt_v_to = {vs}")
@@ -279,8 +282,14 @@ def version_sql(oid: int, n: int) -> str:
             live_cols.append(f"NULL::{c['type']} AS {q(c['name'])}")
             hist_cols.append(f"NULL::{c['type']} AS {q(c['name'])}")
     ns = str(int(n))
-    return (f"SELECT {', '.join(live_cols)} FROM ONLY {table} WHERE _pxt_v <= {ns} UNION ALL "
-            f"SELECT {', '.join(hist_cols)} FROM {hist_name(oid)} WHERE _pxt_v_from <= {ns} AND _pxt_v_to > {ns}")
+    h = hist_name(oid)
+    # live rows inserted by n and not replaced since; history entries live at n (a row version
+    # starts where the row's previous entry ended, or at its insert)
+    return (f"SELECT {', '.join(live_cols)} FROM ONLY {table} t WHERE t._pxt_v <= {ns} AND NOT EXISTS "
+            f"(SELECT 1 FROM {h} x WHERE x._pxt_rowid = t._pxt_rowid AND x._pxt_v_to > {ns}) UNION ALL "
+            f"SELECT {', '.join(hist_cols)} FROM (SELECT *, coalesce(lag(_pxt_v_to) OVER (PARTITION BY _pxt_rowid "
+            f"ORDER BY _pxt_v_to), _pxt_v) AS pxt_start FROM {h} WHERE _pxt_v <= {ns}) s "
+            f"WHERE s.pxt_start <= {ns} AND s._pxt_v_to > {ns}")
 
 
 def create_snapshot(name: str, oid: int, n) -> str:
