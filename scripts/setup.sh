@@ -39,6 +39,9 @@ if [ ! -f "$($PG_CONFIG --sharedir)/extension/vector.control" ]; then
     $SUDO apt-get install -y -qq "postgresql-$PG_MAJOR-pgvector" >/dev/null
   else
     log "building pgvector from Debian's source package (no binary package for PostgreSQL $PG_MAJOR here)"
+    # apt-get source unpacks with dpkg-source (dpkg-dev)
+    dpkg-query -W -f='${Status}' dpkg-dev 2>/dev/null | grep -q "install ok installed" \
+      || $SUDO apt-get install -y -qq --no-install-recommends dpkg-dev >/dev/null
     src=/etc/apt/sources.list.d/pixelgres-pgvector-src.list
     if ! apt-cache showsrc pgvector >/dev/null 2>&1 || [ -z "$(apt-cache showsrc pgvector 2>/dev/null)" ]; then
       echo "deb-src http://deb.debian.org/debian trixie main" | $SUDO tee "$src" >/dev/null
