@@ -632,7 +632,7 @@ def test_malformed_table_names_are_refused(db, canary, name):
                     ("SELECT pxt.add_computed_column(%s, 'c', 'x + 1')", (name,)),
                     ("SELECT pxt.drop_table(%s)", (name,)),
                     ("SELECT pxt.create_snapshot('snap', %s)", (name,))):
-        expect_error(db, q, args, r"^(plpy\.Error: )?(table name must be a non-empty string|invalid table name "
+        expect_error(db, q, args, r"^(?:plpy\.Error: |PixelgresError: )?(table name must be a non-empty string|invalid table name "
                      + re.escape(repr(name)) + ": (string is not a valid identifier|expected table or schema\\.table))")
     canary()
     assert db.execute("SELECT count(*) FROM pxt.tables").fetchone() == (0,)
@@ -721,7 +721,7 @@ def docs(db):
 ])
 def test_malformed_json_paths_are_refused_when_added(docs, expr, pattern):
     expect_error(docs, "SELECT pxt.add_computed_column('docs', 'c', %s)", (expr,),
-                 r"^(plpy\.Error: )?invalid expression .*: .*" + pattern)
+                 r"^(?:plpy\.Error: |PixelgresError: )?invalid expression .*: .*" + pattern)
     assert [r[0] for r in docs.execute("SELECT name FROM pxt.columns('docs')")] == ["doc", "path"]
 
 
@@ -750,7 +750,7 @@ def test_json_path_errors_per_row_name_the_row_and_column(docs):
 
 
 # --- wrong argument types -----------------------------------------------------------------------------------
-INVALID = r"^(plpy\.Error: )?invalid expression .*: "
+INVALID = r"^(?:plpy\.Error: |PixelgresError: )?invalid expression .*: "
 
 
 @pytest.mark.parametrize("expr, pattern", [

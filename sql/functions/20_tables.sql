@@ -251,7 +251,9 @@ BEGIN
         IF to_regprocedure(format('pxt_internal.%I()', 'ver_' || r.vkey)) IS NOT NULL THEN
             EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'ver_' || r.vkey);
         END IF;
-        EXECUTE format('DROP TABLE IF EXISTS pxt_internal.%I', 'hist_' || r.vkey);
+        IF to_regclass(format('pxt_internal.%I', 'hist_' || r.vkey)) IS NOT NULL THEN
+            EXECUTE format('DROP TABLE pxt_internal.%I CASCADE', 'hist_' || r.vkey);
+        END IF;
     END LOOP;
 END $$;
 

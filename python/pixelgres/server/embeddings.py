@@ -24,6 +24,8 @@ import time
 
 import plpy
 
+from .errors import fail as _fail
+
 from . import exprs, tables
 from .batch import batched
 from .sqlutil import check_column_name, lit, one, q, qualified
@@ -195,7 +197,7 @@ def e5_small_batch(batch: list[tuple]) -> list:
 def test_embedding(text: str, dims: int):
     """Signed feature hashing of words and character trigrams; NULL when the text has none."""
     if dims is None or not 1 <= dims <= 16000:
-        plpy.error(f"test_embedding: dims must be between 1 and 16000, not {dims}")
+        _fail(f"test_embedding: dims must be between 1 and 16000, not {dims}")
     norm = " ".join(text.lower().split())
     if not norm:
         return None
@@ -299,7 +301,7 @@ def _vs() -> str:
         row = one("SELECT quote_ident(n.nspname) AS s FROM pg_extension e JOIN pg_namespace n "
                   "ON n.oid = e.extnamespace WHERE e.extname = 'vector'")
         if row is None:
-            plpy.error("the pgvector extension (vector) is not installed in this database")
+            _fail("the pgvector extension (vector) is not installed in this database")
         _VS["s"] = row["s"]
     return _VS["s"]
 
@@ -327,10 +329,10 @@ def parse_call(text: str, what: str = "embedding") -> tuple[str, str]:
     hint = ("give a function call without its input, e.g. pxt.sentence_transformer(model => "
             "'all-MiniLM-L6-v2') or pxt.e5_small()")
     if not isinstance(text, str) or not text.strip():
-        plpy.error(f"{what} must be a function call such as pxt.e5_small()", hint=hint)
+        _fail(f"{what} must be a function call such as pxt.e5_small()", hint=hint)
     m = _CALL.match(text)
     if not m:
-        plpy.error(f"malformed {what} {text!r}: expected a function name followed by a parenthesised "
+        _fail(f"malformed {what} {text!r}: expected a function name followed by a parenthesised "
                    "argument list", hint=hint)
     name, args = m.group(1), m.group(2)
     depth, i = 0, 0
@@ -341,18 +343,18 @@ def parse_call(text: str, what: str = "embedding") -> tuple[str, str]:
             while j >= 0 and args[j + 1:j + 2] == c:
                 j = args.find(c, j + 2)
             if j < 0:
-                plpy.error(f"malformed {what} {text!r}: unterminated quote", hint=hint)
+                _fail(f"malformed {what} {text!r}: unterminated quote", hint=hint)
             i = j + 1
             continue
         depth += c == "("
         depth -= c == ")"
         if depth < 0:
-            plpy.error(f"malformed {what} {text!r}: expected a single function call", hint=hint)
+            _fail(f"malformed {what} {text!r}: expected a single function call", hint=hint)
         i += 1
     try:
         exprs.scan(text)
     except plpy.Error as e:
-        plpy.error(f"malformed {what} {text!r}: {_msg(e)}", hint=hint)
+        _fail(f"malformed {what} {text!r}: {_msg(e)}", hint=hint)
     return re.sub(r"\s+", "", name), args.strip()
 
 
@@ -367,14 +369,14 @@ def build_call(name: str, args: str, first: str) -> str:
 
 def _column(oid: int, column: str) -> dict:
     if column in tables.SYSTEM_COLUMNS:
-        plpy.error(f"{column!r} is a system column")
+        _fail(f"{column!r} is a system column")
     row = one("SELECT a.attnum, format_type(a.atttypid, a.atttypmod) AS type, format_type(a.atttypid, NULL) AS kind, "
               "t.typname, n.nspname "
               "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace "
               "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
               oid, column, types=["oid", "name"])
     if row is None:
-        plpy.error(f"column {column!r} does not exist in {qualified(oid)}")
+        _fail(f"column {column!r} does not exist in {qualified(oid)}")
     is_media = row["nspname"] == "pxt" and row["typname"] in ("image", "video", "audio", "document")
     row["media"] = row["typname"] if is_media else None
     return row
@@ -396,7 +398,7 @@ def _probe_value(oid: int, col: dict, full: str):
         return store_bytes(buf.getvalue(), "png")
     row = one(f"SELECT {q(col['name'])}::text AS v FROM ONLY {full} WHERE {q(col['name'])} IS NOT NULL LIMIT 1")
     if row is None:
-        plpy.error(f"cannot determine the embedding's dimension: column {col['name']!r} of {full} has no values yet",
+        _fail(f"cannot determine the embedding's dimension: column {col['name']!r} of {full} has no values yet",
                    hint="insert a row first (or index a text or image column)")
     return row["v"]
 
@@ -409,18 +411,18 @@ def _probe(call_name: str, args: str, in_type: str, value, what: str) -> tuple[s
                             f"FROM (SELECT {expr} AS x OFFSET 0) s", ["text"])
         row = plpy.execute(plan, [value])[0]
     except plpy.SPIError as e:
-        plpy.error(f"{what} cannot be evaluated: {_msg(e)}",
+        _fail(f"{what} cannot be evaluated: {_msg(e)}",
                    hint="give the function call without its input (the column is inserted as the first argument)")
     if row["t"] not in ("vector", "halfvec"):
-        plpy.error(f"{what} returns {row['t']}, not a vector", hint="an embedding function returns vector or halfvec")
+        _fail(f"{what} returns {row['t']}, not a vector", hint="an embedding function returns vector or halfvec")
     if row["v"] is None:
-        plpy.error(f"{what} returned NULL for a probe value {value!r}")
+        _fail(f"{what} returned NULL for a probe value {value!r}")
     return row["t"], row["v"].count(",") + 1
 
 
 def _int_param(name: str, v, lo: int, hi: int) -> int:
     if v is None or not lo <= v <= hi:
-        plpy.error(f"{name} must be between {lo} and {hi}, not {v}")
+        _fail(f"{name} must be between {lo} and {hi}, not {v}")
     return int(v)
 
 
@@ -433,7 +435,7 @@ def _index_relname(schema: str, table: str, name: str) -> str:
             cand = base if i == 0 else f"{base}{i}"
         if one("SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NULL AS free", schema, cand)["free"]:
             return cand
-    plpy.error("could not find a free index name")
+    _fail("could not find a free index name")
 
 
 def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, query_embedding, on_error):
@@ -442,32 +444,32 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
     col = _column(oid, column)
     col["name"] = column
     if metric not in METRICS:
-        plpy.error(f"unknown metric {metric!r}: use 'cosine', 'ip' (inner product) or 'l2'")
+        _fail(f"unknown metric {metric!r}: use 'cosine', 'ip' (inner product) or 'l2'")
     if dtype not in DTYPES:
-        plpy.error(f"unknown dtype {dtype!r}: use 'fp32' (vector) or 'fp16' (halfvec)")
+        _fail(f"unknown dtype {dtype!r}: use 'fp32' (vector) or 'fp16' (halfvec)")
     vtype = DTYPES[dtype]
     m = _int_param("m", m, 2, 100)
     ef_construction = _int_param("ef_construction", ef_construction, 4, 1000)
     if ef_construction < 2 * m:
-        plpy.error(f"ef_construction ({ef_construction}) must be at least 2 * m ({2 * m})")
+        _fail(f"ef_construction ({ef_construction}) must be at least 2 * m ({2 * m})")
     if embedding is None:
         if col["media"] == "image":
             embedding = DEFAULT_IMAGE_EMBEDDING
         elif col["kind"] in TEXT_TYPES:
             embedding = DEFAULT_TEXT_EMBEDDING
         else:
-            plpy.error(f"no default embedding for column {column!r} of type {col['type']}",
+            _fail(f"no default embedding for column {column!r} of type {col['type']}",
                        hint="pass embedding => 'schema.function(...)'")
     fname, args = parse_call(embedding)
     _, dims = _probe(fname, args, col["type"], _probe_value(oid, col, full), f"embedding {embedding!r}")
     if dims > MAX_DIMS[vtype]:
-        plpy.error(f"embedding {embedding!r} has {dims} dimensions; HNSW indexes {vtype} up to {MAX_DIMS[vtype]}",
+        _fail(f"embedding {embedding!r} has {dims} dimensions; HNSW indexes {vtype} up to {MAX_DIMS[vtype]}",
                    hint="use dtype => 'fp16' (halfvec, up to 4000 dimensions)" if vtype == "vector" else None)
     if query_embedding is not None:
         qname, qargs = parse_call(query_embedding, "query_embedding")
         _, qdims = _probe(qname, qargs, "text", PROBE_TEXT, f"query_embedding {query_embedding!r}")
         if qdims != dims:
-            plpy.error(f"query_embedding has {qdims} dimensions, embedding has {dims}")
+            _fail(f"query_embedding has {qdims} dimensions, embedding has {dims}")
     taken = set(_names(oid)) | {r["attname"] for r in plpy.execute(plpy.prepare(
         "SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped", ["oid"]), [oid])}
     if name is None:
@@ -478,7 +480,7 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
             name = f"{column}_embedding_{i}"
     check_column_name(name)
     if name in _names(oid):
-        plpy.error(f"{qualified(oid)} already has an embedding index {name!r}")
+        _fail(f"{qualified(oid)} already has an embedding index {name!r}")
     expr = f"({build_call(fname, args, q(column))})::{_vs()}.{vtype}({dims})"
     plpy.execute(plpy.prepare("SELECT pxt.add_computed_column($1, $2, $3, $4)", ["text", "text", "text", "text"]),
                  [full, name, expr, on_error])
@@ -490,7 +492,7 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
         WHERE d.relid = $1 AND d.name = $2 AND p.proname = (parse_ident($3))[array_length(parse_ident($3), 1)]
         LIMIT 1""", oid, name, fname, types=["oid", "name", "text"])
     if func is None:
-        plpy.error(f"internal error: cannot find the function of embedding {embedding!r}")
+        _fail(f"internal error: cannot find the function of embedding {embedding!r}")
     if query_embedding is None and "kind" in (func["argnames"] or []) and not re.search(r"\bkind\s*=>", args):
         # e.g. e5: documents are embedded as passages, queries as queries
         query_embedding = f"{fname}({args + ', ' if args else ''}kind => 'query')"
@@ -528,7 +530,7 @@ def drop_index(tbl: str, name: str) -> None:
     row = one(f"SELECT vec.attname AS col {LIVE} WHERE e.relid = $1 AND e.name = $2", oid, name, types=["oid", "text"])
     if row is None:
         have = _names(oid)
-        plpy.error(f"no embedding index {name!r} on {qualified(oid)}",
+        _fail(f"no embedding index {name!r} on {qualified(oid)}",
                    hint=f"its embedding indexes: {', '.join(have)}" if have else "it has no embedding indexes")
     # the HNSW index goes with its column; the event trigger forgets the catalog row then (a
     # versioned, soft drop keeps both, hidden, for revert)
@@ -588,13 +590,13 @@ def resolve(tbl: str, column: str, index) -> dict:
         full = qualified(oid)
         if index is not None:
             have = [r["name"] for r in plpy.execute(_plan(_RESOLVE, ["oid", "name", "text"]), [oid, column, None])]
-            plpy.error(f"no embedding index {index!r} on column {column!r} of {full}",
+            _fail(f"no embedding index {index!r} on column {column!r} of {full}",
                        hint=f"its embedding indexes: {', '.join(have)}" if have else None)
         _column(oid, column)
-        plpy.error(f"column {column!r} of {full} has no embedding index",
+        _fail(f"column {column!r} of {full} has no embedding index",
                    hint=f"add one: SELECT pxt.add_embedding_index({lit(full)}, {lit(column)})")
     if len(rows) > 1:
-        plpy.error(f"column {column!r} of {qualified(oid)} has {len(rows)} embedding indexes: "
+        _fail(f"column {column!r} of {qualified(oid)} has {len(rows)} embedding indexes: "
                    f"{', '.join(r['name'] for r in rows)}", hint="name one with index => '...'")
     ix = dict(rows[0])
     ix["table"] = qualified(oid)
@@ -610,7 +612,7 @@ def query_vector(ix: dict, query: str) -> str:
     cached per backend (media references: per statement), so a plan that calls pxt.embed per
     row still embeds once."""
     if query is None:
-        plpy.error("the query must not be NULL")
+        _fail("the query must not be NULL")
     call, in_type = (ix["query_embedding"], "text") if ix["query_embedding"] else (ix["embedding"], ix["source_type"])
     key = (ix["relid"], ix["name"], call, query)
     if not ix["query_embedding"] and ix["source_kind"] not in TEXT_TYPES:
@@ -624,9 +626,9 @@ def query_vector(ix: dict, query: str) -> str:
     try:
         v = plpy.execute(_plan(f"SELECT ({expr})::text AS v", ["text"]), [query])[0]["v"]
     except plpy.SPIError as e:
-        plpy.error(f"cannot embed the query with {call}: {_msg(e)}")
+        _fail(f"cannot embed the query with {call}: {_msg(e)}")
     if v is None:
-        plpy.error(f"the embedding of query {query!r} is NULL (e.g. an empty text)")
+        _fail(f"the embedding of query {query!r} is NULL (e.g. an empty text)")
     _CACHE[key] = v
     if len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -662,7 +664,7 @@ def _filter_sql(flt) -> str:
     try:
         exprs.scan(flt)
     except plpy.Error as e:
-        plpy.error(f"invalid filter {flt!r}: {_msg(e)}", hint="a boolean SQL expression over the table's columns")
+        _fail(f"invalid filter {flt!r}: {_msg(e)}", hint="a boolean SQL expression over the table's columns")
     return f" AND ({flt})"
 
 
@@ -705,9 +707,9 @@ class _Settings:
 
 def _search_settings(k: int, ef_search, iterative_scan, max_scan_tuples) -> _Settings:
     if k is None or k < 1:
-        plpy.error(f"k must be at least 1, not {k}")
+        _fail(f"k must be at least 1, not {k}")
     if iterative_scan not in ITERATIVE:
-        plpy.error(f"iterative_scan must be one of {', '.join(ITERATIVE)}, not {iterative_scan!r}")
+        _fail(f"iterative_scan must be one of {', '.join(ITERATIVE)}, not {iterative_scan!r}")
     if ef_search is not None:
         ef_search = _int_param("ef_search", ef_search, 1, 1000)
     if max_scan_tuples is not None:
@@ -719,7 +721,7 @@ def _run(sql: str, types: list, args: list, what: str):
     try:
         return plpy.execute(_plan(sql, types), args)
     except plpy.SPIError as e:
-        plpy.error(f"{what} failed: {_msg(e)}")
+        _fail(f"{what} failed: {_msg(e)}")
 
 
 def search(tbl, column, query, k, flt, index, ef_search, iterative_scan, max_scan_tuples):
@@ -750,19 +752,19 @@ def hybrid_search(tbl, column, query, k, flt, index, language, rrf_k, candidates
     websearch_to_tsquery): score = sum over both lists of 1 / (rrf_k + rank)."""
     ix = resolve(tbl, column, index)
     if ix["source_kind"] not in TEXT_TYPES:
-        plpy.error(f"hybrid search needs a text column; {column!r} is {ix['source_type']}",
+        _fail(f"hybrid search needs a text column; {column!r} is {ix['source_type']}",
                    hint="use pxt.search() for vector-only search")
     if k is None or k < 1:
-        plpy.error(f"k must be at least 1, not {k}")
+        _fail(f"k must be at least 1, not {k}")
     if rrf_k is None or rrf_k < 0:
-        plpy.error(f"rrf_k must be at least 0, not {rrf_k}")
+        _fail(f"rrf_k must be at least 0, not {rrf_k}")
     n = candidates if candidates is not None else max(4 * k, 40)
     if n < k:
-        plpy.error(f"candidates ({n}) must be at least k ({k})")
+        _fail(f"candidates ({n}) must be at least k ({k})")
     try:
         cfg = one("SELECT $1::regconfig::text AS c", language)["c"]
     except plpy.SPIError:
-        plpy.error(f"unknown text search configuration {language!r}",
+        _fail(f"unknown text search configuration {language!r}",
                    hint="see SELECT cfgname FROM pg_ts_config (english, simple, ...)")
     settings = _search_settings(n, ef_search, "relaxed_order", None)
     cond = _filter_sql(flt)

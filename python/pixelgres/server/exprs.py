@@ -15,7 +15,9 @@ A user's expression is SQL text. We never paste it into generated code as typed:
 """
 import plpy
 
-from .sqlutil import one, q
+from .errors import fail as _fail
+
+from .sqlutil import one
 
 FORBIDDEN_WORDS = {"select", "from", "with", "into", "insert", "update", "delete", "merge",
                    "returning", "union", "intersect", "except", "table", "values", "lateral",
@@ -25,9 +27,9 @@ ALIAS = "pxt_row"
 
 def scan(expr: str) -> None:
     if not isinstance(expr, str) or not expr.strip():
-        plpy.error("computed column expression must be non-empty SQL text")
+        _fail("computed column expression must be non-empty SQL text")
     if len(expr) > 100_000:
-        plpy.error("computed column expression is too long")
+        _fail("computed column expression is too long")
     depth, i, n = 0, 0, len(expr)
     while i < n:
         c = expr[i]
@@ -36,39 +38,39 @@ def scan(expr: str) -> None:
             while True:
                 j = expr.find(c, j)
                 if j < 0:
-                    plpy.error(f"unterminated {'string' if c == chr(39) else 'identifier'} in expression")
+                    _fail(f"unterminated {'string' if c == chr(39) else 'identifier'} in expression")
                 if j + 1 < n and expr[j + 1] == c:  # doubled quote
                     j += 2
                     continue
                 break
             if i > 0 and expr[i - 1] in "eEuU&" and c == "'" and (i < 2 or not (expr[i - 2].isalnum() or expr[i - 2] == "_")):
-                plpy.error("E'' and U&'' strings are not accepted in expressions; use plain '...' strings")
+                _fail("E'' and U&'' strings are not accepted in expressions; use plain '...' strings")
             i = j + 1
             continue
         if c == ";":
-            plpy.error("';' is not allowed in an expression")
+            _fail("';' is not allowed in an expression")
         if c == "\\" or c == "$":
-            plpy.error(f"{c!r} is not allowed in an expression (use plain '...' strings)")
+            _fail(f"{c!r} is not allowed in an expression (use plain '...' strings)")
         if expr.startswith("--", i) or expr.startswith("/*", i):
-            plpy.error("comments are not allowed in an expression")
+            _fail("comments are not allowed in an expression")
         if c == "(" or c == "[":
             depth += 1
         elif c == ")" or c == "]":
             depth -= 1
             if depth < 0:
-                plpy.error("unbalanced parentheses in expression")
+                _fail("unbalanced parentheses in expression")
         elif c.isalpha() or c == "_":
             j = i
             while j < n and (expr[j].isalnum() or expr[j] in "_$"):
                 j += 1
             if expr[i:j].lower() in FORBIDDEN_WORDS:
-                plpy.error(f"{expr[i:j]!r}: subqueries and statements are not allowed in a computed "
+                _fail(f"{expr[i:j]!r}: subqueries and statements are not allowed in a computed "
                            "column expression")
             i = j
             continue
         i += 1
     if depth != 0:
-        plpy.error("unbalanced parentheses in expression")
+        _fail("unbalanced parentheses in expression")
 
 
 def create_view(relid: int, table_sql: str, expr: str) -> str:
@@ -81,7 +83,7 @@ def create_view(relid: int, table_sql: str, expr: str) -> str:
                             f"FROM ONLY {table_sql} {ALIAS}, (VALUES (1)) pxt_probe(pxt_probe_unused)")
         plpy.execute(plan)
     except plpy.SPIError as e:
-        plpy.error(f"invalid expression {expr!r}: {e.args[0] if e.args else e}")
+        _fail(f"invalid expression {expr!r}: {e.args[0] if e.args else e}")
     return "pxt_internal." + name
 
 
@@ -101,7 +103,7 @@ def analyze(relid: int, view: str, expr: str = "") -> dict:
     for d in deps:
         if d["cls"] == "pg_class":
             if d["obj"] != relid:
-                plpy.error(f"invalid expression {expr!r}: it may read only columns of its own table")
+                _fail(f"invalid expression {expr!r}: it may read only columns of its own table")
             if d["sub"]:  # 0 is the FROM clause's dependency on the table itself
                 cols.append(d["sub"])
         elif d["cls"] == "pg_proc":
@@ -128,8 +130,8 @@ def _strip(viewdef: str) -> str:
     """' SELECT <expr> AS pxt_value FROM ONLY t pxt_row, (VALUES...' -> '<expr>'."""
     body = viewdef.strip()
     if not body.startswith("SELECT") or not body[6:7].isspace():
-        plpy.error("internal error: unexpected probe view definition")
+        _fail("internal error: unexpected probe view definition")
     head, sep, rest = body[len("SELECT"):].rpartition(" AS pxt_value")
     if not sep or not rest.lstrip().startswith("FROM ONLY ") or "pxt_probe(pxt_probe_unused)" not in rest:
-        plpy.error("internal error: unexpected probe view definition")
+        _fail("internal error: unexpected probe view definition")
     return head.strip()

@@ -30,6 +30,8 @@ import re
 
 import plpy
 
+from .errors import fail as _fail
+
 from . import exprs
 from .media import MediaError
 from .sqlutil import ensure_schema, lit, one, parse_table_name, q, qualified
@@ -51,9 +53,11 @@ def rows(fn, *args) -> list:
     try:
         return list(fn(*args))
     except MediaError as e:
-        plpy.error(f"MediaError: {e}", sqlstate="22023")
+        from . import _sql_media_error
+
+        raise _sql_media_error(str(e)) from None
     except ValueError as e:
-        plpy.error(str(e), sqlstate="22023")
+        _fail(str(e), sqlstate="22023")
 
 
 # --- catalog ------------------------------------------------------------------------------------------
@@ -110,7 +114,7 @@ def _normalise_call(call: str, base: int) -> str:
     written as a string literal naming a base column (``pxt.frame_iterator('video', ...)``,
     as Pixeltable spells it) for the column itself."""
     if not isinstance(call, str) or not call.strip():
-        plpy.error("iterator must be the call of a set-returning function over the base's columns, "
+        _fail("iterator must be the call of a set-returning function over the base's columns, "
                    "e.g. 'pxt.frame_iterator(video, fps => 1)'")
     call = call.strip()
     if _BARE.match(call):
@@ -138,7 +142,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
     from . import tables
 
     if if_exists not in ("error", "ignore", "replace"):
-        plpy.error(f"if_exists must be 'error', 'ignore' or 'replace', not {if_exists!r}")
+        _fail(f"if_exists must be 'error', 'ignore' or 'replace', not {if_exists!r}")
     schema, rel = parse_table_name(name)
     full = f"{q(schema)}.{q(rel)}"
     if one("SELECT to_regclass($1) IS NOT NULL AS e", full)["e"]:
@@ -147,7 +151,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
         if if_exists == "replace" and resolve(full):
             drop_view(full)
         else:
-            plpy.error(f"relation {name!r} already exists",
+            _fail(f"relation {name!r} already exists",
                        hint="if_exists => 'ignore' or 'replace'" if resolve(full) else None)
     base = _base_oid(base_name)
     base_full = qualified(base)
@@ -156,9 +160,9 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
     store_rel = f"{rel}_rows"
     store_full = f"{q(schema)}.{q(store_rel)}"
     if len(store_rel.encode()) > 63:
-        plpy.error(f"view name {rel!r} is too long (its storage table {store_rel!r} must fit in 63 bytes)")
+        _fail(f"view name {rel!r} is too long (its storage table {store_rel!r} must fit in 63 bytes)")
     if one("SELECT to_regclass($1) IS NOT NULL AS e", store_full)["e"]:
-        plpy.error(f"cannot create view {name!r}: its storage table {schema}.{store_rel} already exists")
+        _fail(f"cannot create view {name!r}: its storage table {schema}.{store_rel} already exists")
     ensure_schema(schema)
 
     # 1. the iterator over the base, typed and dependency-tracked by PostgreSQL
@@ -168,7 +172,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
                                   f"FROM ONLY {base_full} pxt_row CROSS JOIN LATERAL {call} AS pxt_it"))
     except plpy.SPIError as e:
         msg = e.args[0] if e.args else str(e)
-        plpy.error(f"invalid iterator {call!r}: {msg}",
+        _fail(f"invalid iterator {call!r}: {msg}",
                    hint="write the call of a set-returning function over the base's columns as text, e.g. "
                         "iterator => 'pxt.frame_iterator(video, fps => 1)'")
     out = _columns(one("SELECT $1::regclass::oid::int AS o", tmp)["o"])[1:]
@@ -179,11 +183,11 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
         out = _columns(one("SELECT $1::regclass::oid::int AS o", tmp)["o"])[1:]
     for c in out:
         if c["name"].startswith("_pxt_"):
-            plpy.error(f"iterator {call!r} returns column {c['name']!r}: names starting with _pxt_ are reserved")
+            _fail(f"iterator {call!r} returns column {c['name']!r}: names starting with _pxt_ are reserved")
     try:
         deps, funcs = _deps(tmp, base)
     except ValueError as e:
-        plpy.error(f"invalid iterator {call!r}: {e}")
+        _fail(f"invalid iterator {call!r}: {e}")
     func = one("SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.oid = ANY($1) AND p.proretset "
                "ORDER BY p.oid LIMIT 1", funcs, types=["oid[]"])
     # the iterator's own arguments, once, over an all-NULL row: a bad constant (fps => 0) is the
@@ -192,7 +196,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
         plpy.execute(f"SELECT count(*) FROM (SELECT (NULL::{base_full}).*) pxt_row CROSS JOIN LATERAL {call} AS pxt_it")
     except plpy.SPIError as e:
         plpy.execute(f"DROP VIEW IF EXISTS {tmp}")
-        plpy.error(f"invalid iterator {call!r}: {e.args[0] if e.args else e}")
+        _fail(f"invalid iterator {call!r}: {e.args[0] if e.args else e}")
 
     # 2. the storage: a managed table
     cols = [f"{q(c['name'])} {c['type']}" for c in out]
@@ -245,7 +249,7 @@ def expand_existing(storage: int) -> int:
 def drop_view(name: str) -> None:
     storage = resolve(name)
     if storage is None:
-        plpy.error(f"{name!r} is not an iterator view", hint="drop tables with pxt.drop_table")
+        _fail(f"{name!r} is not an iterator view", hint="drop tables with pxt.drop_table")
     from . import tables
 
     tables.drop_table(qualified(storage))  # the sql_drop event trigger removes the rest
@@ -273,7 +277,7 @@ def sync(storage: int) -> None:
     deps, _ = _deps(e["iter_view"], base)
     gone = [d for d in deps if d.startswith("_pxt_dropped_")]
     if gone:
-        plpy.error(f"cannot drop a column of {base_full} that view {e['view_schema']}.{e['view_name']} iterates over "
+        _fail(f"cannot drop a column of {base_full} that view {e['view_schema']}.{e['view_name']} iterates over "
                    f"({e['call']})", hint="drop the view first (pxt.drop_view)", sqlstate="2BP01")
     s_cols, b_cols = _columns(storage), _columns(base)
     _functions(storage, e, store_full, base_full, [c["name"] for c in _user(s_cols) if c["name"] in iter_cols], deps)
@@ -293,7 +297,7 @@ def _functions(storage: int, e: dict, store_full: str, base_full: str, ins_cols:
     guard = f'pxt_internal."view_guard_{storage}"'
     cols = ", ".join(q(c) for c in ins_cols)
     sel = ", ".join(f"v.{q(c)}" for c in ins_cols)
-    desc = " || ', ' || ".join([f"'_pxt_rowid=' || b._pxt_rowid"] + [
+    desc = " || ', ' || ".join(["'_pxt_rowid=' || b._pxt_rowid"] + [
         f"{lit(d + '=')} || coalesce(quote_literal(left(b.{q(d)}::text, 200)), 'NULL')" for d in deps])
     what = f"view {view_name}: {e['call']}"
     body = f"""

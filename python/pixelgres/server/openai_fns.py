@@ -29,7 +29,6 @@ import io
 import json
 import os
 import struct
-import time
 import urllib.parse
 
 import plpy

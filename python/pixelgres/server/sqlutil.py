@@ -5,6 +5,8 @@ with quote_ident, so nothing a user types is ever pasted into generated SQL unqu
 """
 import plpy
 
+from .errors import fail as _fail
+
 
 def q(ident: str) -> str:
     return plpy.quote_ident(ident)
@@ -27,23 +29,23 @@ def one(query: str, *args, types=None):
 def parse_table_name(name: str) -> tuple[str, str]:
     """'ml.images' / '"My Schema".t' / 'images' -> (schema, table); default schema public."""
     if not isinstance(name, str) or not name.strip():
-        plpy.error("table name must be a non-empty string")
+        _fail("table name must be a non-empty string")
     try:
         parts = one("SELECT parse_ident($1) AS p", name)["p"]
     except plpy.SPIError as e:
-        plpy.error(f"invalid table name {name!r}: {e.args[0] if e.args else e}")
+        _fail(f"invalid table name {name!r}: {e.args[0] if e.args else e}")
     if len(parts) == 1:
         return "public", parts[0]
     if len(parts) == 2:
         return parts[0], parts[1]
-    plpy.error(f"invalid table name {name!r}: expected table or schema.table")
+    _fail(f"invalid table name {name!r}: expected table or schema.table")
 
 
 def check_column_name(name: str) -> str:
     if not isinstance(name, str) or not name or len(name.encode()) > 63:
-        plpy.error(f"invalid column name {name!r}: 1 to 63 bytes")
+        _fail(f"invalid column name {name!r}: 1 to 63 bytes")
     if name.startswith("_pxt_"):
-        plpy.error(f"invalid column name {name!r}: names starting with _pxt_ are reserved")
+        _fail(f"invalid column name {name!r}: names starting with _pxt_ are reserved")
     return name
 
 
@@ -53,7 +55,7 @@ def regclass(name: str) -> int:
     row = one("SELECT c.oid::int AS oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
               "WHERE n.nspname = $1 AND c.relname = $2", schema, table)
     if row is None:
-        plpy.error(f"table {name!r} does not exist")
+        _fail(f"table {name!r} does not exist")
     return row["oid"]
 
 

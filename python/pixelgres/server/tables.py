@@ -9,6 +9,8 @@ import re
 
 import plpy
 
+from .errors import fail as _fail
+
 from . import exprs, triggers, versioning
 from .sqlutil import check_column_name, ensure_schema, one, parse_table_name, q, qualified
 
@@ -23,14 +25,14 @@ SYSTEM_COLUMNS = ("_pxt_rowid", "_pxt_errors", "_pxt_v")
 
 def resolve_type(spec) -> str:
     if not isinstance(spec, str):
-        plpy.error(f"column type must be a string, not {spec!r}")
+        _fail(f"column type must be a string, not {spec!r}")
     t = TYPE_ALIASES.get(spec.strip().lower(), spec.strip())
     try:
         known = bool(_TYPE_RE.match(t)) and one("SELECT to_regtype($1) IS NOT NULL AS ok", t)["ok"] is True
     except plpy.SPIError:  # e.g. 'int NOT NULL': not a type name
         known = False
     if not known:
-        plpy.error(f"unknown column type {spec!r}",
+        _fail(f"unknown column type {spec!r}",
                    hint="use image, video, audio, document, string, int, float, bool, json, "
                         "timestamp, date, bytes, or any PostgreSQL type name")
     return t
@@ -49,7 +51,7 @@ def managed(name: str) -> int:
         if storage:
             return storage
         exists = one("SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL AS e", schema, table)["e"]
-        plpy.error(f"table {name!r} is not managed by pixelgres" if exists else f"table {name!r} does not exist",
+        _fail(f"table {name!r} is not managed by pixelgres" if exists else f"table {name!r} does not exist",
                    hint="adopt an existing table with pxt.manage()" if exists else None)
     return row["oid"]
 
@@ -59,9 +61,9 @@ def create_table(name: str, schema_json: str, if_exists: str = "error") -> str:
     try:
         spec = json.loads(schema_json) if schema_json else {}
     except ValueError as e:
-        plpy.error(f"schema must be a JSON object of column name -> type: {e}")
+        _fail(f"schema must be a JSON object of column name -> type: {e}")
     if not isinstance(spec, dict):
-        plpy.error("schema must be a JSON object of column name -> type")
+        _fail("schema must be a JSON object of column name -> type")
     full = f"{q(schema)}.{q(table)}"
     if one("SELECT to_regclass($1) IS NOT NULL AS e", full)["e"]:
         if if_exists == "ignore":
@@ -69,14 +71,14 @@ def create_table(name: str, schema_json: str, if_exists: str = "error") -> str:
         if if_exists == "replace":
             drop_table(full)
         else:
-            plpy.error(f"table {name!r} already exists", hint="if_exists => 'ignore' or 'replace'")
+            _fail(f"table {name!r} already exists", hint="if_exists => 'ignore' or 'replace'")
     cols = []
     for c, t in spec.items():
         check_column_name(c)
         try:
             cols.append(f"{q(c)} {resolve_type(t)}")
         except plpy.Error as e:
-            plpy.error(f"column {c!r}: {e.args[0] if e.args else e}", hint="types: image, video, audio, document, "
+            _fail(f"column {c!r}: {e.args[0] if e.args else e}", hint="types: image, video, audio, document, "
                        "string, int, float, bool, json, timestamp, date, bytes, or a PostgreSQL type name")
     ensure_schema(schema)
     plpy.execute(f"CREATE TABLE {full} ({', '.join(cols + ['_pxt_rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY', '_pxt_errors jsonb', '_pxt_v integer NOT NULL DEFAULT 0'])})")
@@ -90,9 +92,9 @@ def manage(name: str) -> str:
     row = one("SELECT c.oid::int AS oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
               "WHERE n.nspname = $1 AND c.relname = $2", schema, table)
     if row is None:
-        plpy.error(f"table {name!r} does not exist")
+        _fail(f"table {name!r} does not exist")
     if row["relkind"] not in ("r",):
-        plpy.error(f"{name!r} is not a plain table")
+        _fail(f"{name!r} is not a plain table")
     oid = row["oid"]
     if one("SELECT 1 AS x FROM pxt.tables WHERE relid = $1", oid, types=["oid"]):
         return full
@@ -186,15 +188,15 @@ def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort
     full = qualified(oid)
     check_column_name(name)
     if on_error not in ("abort", "ignore"):
-        plpy.error(f"on_error must be 'abort' or 'ignore', not {on_error!r}")
+        _fail(f"on_error must be 'abort' or 'ignore', not {on_error!r}")
     if mode not in ("eager", "deferred"):
-        plpy.error(f"mode must be 'eager' or 'deferred', not {mode!r}")
+        _fail(f"mode must be 'eager' or 'deferred', not {mode!r}")
     if one("SELECT 1 AS x FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
            oid, name, types=["oid", "name"]):
         if if_exists == "ignore":
             return name
         if if_exists != "replace":
-            plpy.error(f"column {name!r} already exists in {full}", hint="if_exists => 'ignore' or 'replace'")
+            _fail(f"column {name!r} already exists in {full}", hint="if_exists => 'ignore' or 'replace'")
         drop_column(full, name)
     view = exprs.create_view(oid, full, expr)
     info = exprs.analyze(oid, view, expr)
@@ -219,12 +221,12 @@ def drop_column(table: str, name: str) -> None:
     row = one("SELECT attnum, expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2 "
               "AND dropped_at IS NULL", oid, name, types=["oid", "name"])
     if row is None:
-        plpy.error(f"column {name!r} does not exist in {full}")
+        _fail(f"column {name!r} does not exist in {full}")
     users = [r["name"] for r in plpy.execute(plpy.prepare(
         "SELECT name FROM pxt.column_defs WHERE relid = $1 AND $2 = ANY(deps) AND dropped_at IS NULL "
         "AND name <> $2 ORDER BY position", ["oid", "name"]), [oid, name])]
     if users:
-        plpy.error(f"cannot drop column {name!r} of {full}: computed column(s) {', '.join(users)} depend on it",
+        _fail(f"cannot drop column {name!r} of {full}: computed column(s) {', '.join(users)} depend on it",
                    hint="drop those first")
     if row["v"]:
         plpy.execute(f"DROP VIEW IF EXISTS {row['v']}")
@@ -256,7 +258,7 @@ def rename_column(table: str, old: str, new: str) -> str:
     oid = managed(table)
     if not one("SELECT 1 AS x FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL",
                oid, old, types=["oid", "name"]):
-        plpy.error(f"column {old!r} does not exist in {qualified(oid)}")
+        _fail(f"column {old!r} does not exist in {qualified(oid)}")
     plpy.execute(f"ALTER TABLE {qualified(oid)} RENAME COLUMN {q(old)} TO {q(check_column_name(new))}")
     return new
 
@@ -267,11 +269,10 @@ def drop_table(table: str, force: bool = False) -> None:
     snaps = [r["s"] for r in plpy.execute(plpy.prepare(
         "SELECT relid::text AS s FROM pxt.tables WHERE kind = 'snapshot' AND base = $1", ["oid"]), [oid])]
     if snaps and not force:
-        plpy.error(f"cannot drop {full}: snapshots {', '.join(snaps)} read it",
+        _fail(f"cannot drop {full}: snapshots {', '.join(snaps)} read it",
                    hint="drop them first, or pxt.drop_table(name, force => true) to drop them too")
     for s_ in snaps:
         plpy.execute(f"DROP VIEW {s_}")
-    plpy.execute(f"DROP TABLE IF EXISTS {versioning.hist_name(oid)}")
     plpy.execute(f"DROP TABLE {full} CASCADE")  # the event trigger cleans the catalog
 
 
@@ -282,10 +283,10 @@ def check_recompute(oid: int, cols: list[str]) -> str:
         "SELECT name FROM pxt.column_defs WHERE relid = $1 AND expr IS NOT NULL AND dropped_at IS NULL",
         ["oid"]), [oid])}
     if not cols:
-        plpy.error("name at least one computed column to recompute")
+        _fail("name at least one computed column to recompute")
     for c in cols:
         if c not in known:
-            plpy.error(f"{c!r} is not a computed column of {full}")
+            _fail(f"{c!r} is not a computed column of {full}")
     return full
 
 
@@ -309,7 +310,7 @@ def alter_computed_column(table: str, name: str, expr: str, on_error: str | None
     row = one("SELECT on_error, expr FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL AND expr IS NOT NULL",
               oid, name, types=["oid", "name"])
     if row is None:
-        plpy.error(f"{name!r} is not a computed column of {qualified(oid)}")
+        _fail(f"{name!r} is not a computed column of {qualified(oid)}")
     on_error = on_error or row["on_error"]
     full = qualified(oid)
     view = exprs.create_view(oid, full, expr)
@@ -318,7 +319,7 @@ def alter_computed_column(table: str, name: str, expr: str, on_error: str | None
               oid, name, types=["oid", "name"])["t"]
     if info["type"] != cur:
         plpy.execute(f"DROP VIEW {view}")
-        plpy.error(f"new expression has type {info['type']}, column {name!r} is {cur}",
+        _fail(f"new expression has type {info['type']}, column {name!r} is {cur}",
                    hint="drop and re-add the column to change its type")
     old = one("SELECT expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL", oid, name,
               types=["oid", "name"])["v"]

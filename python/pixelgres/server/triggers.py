@@ -32,7 +32,7 @@ def _err_record(col: str) -> str:
 
 def _row_desc(deps: list[str]) -> str:
     """SQL text giving a short description of the row: rowid and the column's inputs."""
-    parts = [f"'_pxt_rowid=' || coalesce(pxt_row._pxt_rowid::text, '?')"]
+    parts = ["'_pxt_rowid=' || coalesce(pxt_row._pxt_rowid::text, '?')"]
     for d in deps:
         parts.append(f"{lit(d + '=')} || coalesce(quote_literal(left(pxt_row.{q(d)}::text, 200)), 'NULL')")
     return " || ', ' || ".join(parts)

@@ -20,6 +20,8 @@ import json
 
 import plpy
 
+from .errors import fail as _fail
+
 from .sqlutil import ensure_schema, lit, one, q, qualified, vkey
 
 SYSTEM = ("_pxt_rowid", "_pxt_v")
@@ -158,15 +160,15 @@ def revert(oid: int) -> int:
     table = qualified(oid)
     v = one("SELECT version FROM pxt.tables WHERE relid = $1 FOR UPDATE", oid, types=["oid"])["version"]
     if v == 0:
-        plpy.error(f"cannot revert {table}: it is at version 0, there is nothing to undo")
+        _fail(f"cannot revert {table}: it is at version 0, there is nothing to undo")
     snap = _pinning_snapshot(oid, v)
     if snap:
-        plpy.error(f"cannot revert {table} past version {v}: snapshot {snap['s']} pins version {snap['version']}",
+        _fail(f"cannot revert {table} past version {v}: snapshot {snap['s']} pins version {snap['version']}",
                    hint="drop the snapshot first (pxt.drop_snapshot)")
     entry = one("SELECT change_type, schema_change FROM pxt.versions WHERE relid = $1 AND version = $2",
                 oid, v, types=["oid", "int"])
     if entry is None:
-        plpy.error(f"cannot revert {table}: version {v} is not in the version log")
+        _fail(f"cannot revert {table}: version {v} is not in the version log")
     if entry["change_type"] == "data":
         _revert_views(oid, v, table)
     plpy.execute("SELECT set_config('pixelgres.replaying', 'on', true)")
@@ -194,7 +196,7 @@ def _revert_views(oid: int, v: int, table: str) -> None:
         other = one("SELECT count(*) AS n FROM pxt.versions WHERE relid = $1 AND version > $2 "
                     "AND caused_by IS DISTINCT FROM $3", view["oid"], later, v, types=["oid", "int", "int"])["n"]
         if other:
-            plpy.error(f"cannot revert {table}: view {view['name']} has changes made after version {v}",
+            _fail(f"cannot revert {table}: view {view['name']} has changes made after version {v}",
                        hint=f"revert {view['name']} past them first")
         while one("SELECT caused_by FROM pxt.versions WHERE relid = $1 ORDER BY version DESC LIMIT 1",
                   view["oid"], types=["oid"])["caused_by"] == v:
@@ -225,7 +227,7 @@ def _revert_schema(oid: int, v: int, change: dict) -> None:
     plpy.execute("SELECT set_config('pxt_v.no_log', 'on', true)")
     try:
         if op == "create":
-            plpy.error(f"cannot revert the creation of {table}; drop it with pxt.drop_table")
+            _fail(f"cannot revert the creation of {table}; drop it with pxt.drop_table")
         elif op == "add_column":
             row = one("SELECT name, expr_view::oid AS vo FROM pxt.column_defs WHERE relid = $1 AND attnum = $2",
                       oid, change["attnum"], types=["oid", "int"])
@@ -252,7 +254,7 @@ def _revert_schema(oid: int, v: int, change: dict) -> None:
             plpy.execute(plpy.prepare("SELECT pxt.drop_embedding_index($1, $2)", ["text", "text"]),
                          [table, change["index"]])
         else:
-            plpy.error(f"cannot revert version {v} of {table}: unknown schema change {op!r}")
+            _fail(f"cannot revert version {v} of {table}: unknown schema change {op!r}")
         tables.sync(oid)
         triggers.regenerate(oid)
     finally:
@@ -265,9 +267,9 @@ def version_sql(oid: int, n: int) -> str:
     table = qualified(oid)
     t = one("SELECT version, retained_from FROM pxt.tables WHERE relid = $1", oid, types=["oid"])
     if n < 0 or n > t["version"]:
-        plpy.error(f"{table} has no version {n} (versions 0..{t['version']})")
+        _fail(f"{table} has no version {n} (versions 0..{t['version']})")
     if n < t["retained_from"]:
-        plpy.error(f"version {n} of {table} was vacuumed (oldest kept: {t['retained_from']})")
+        _fail(f"version {n} of {table} was vacuumed (oldest kept: {t['retained_from']})")
     schema = json.loads(one("SELECT schema FROM pxt.versions WHERE relid = $1 AND version <= $2 AND schema IS NOT NULL "
                             "ORDER BY version DESC LIMIT 1", oid, n, types=["oid", "int"])["schema"])
     phys = {r["attnum"]: r["attname"] for r in plpy.execute(plpy.prepare(
@@ -321,18 +323,18 @@ def vacuum_history(oid: int, keep, older_than) -> dict:
     cutoffs = []
     if keep is not None:
         if keep < 1:
-            plpy.error("keep must be at least 1 (the current version)")
+            _fail("keep must be at least 1 (the current version)")
         cutoffs.append(v - keep + 1)
     if older_than is not None:
         r = one("SELECT coalesce(max(version), 0) AS v FROM pxt.versions WHERE relid = $1 AND created_at <= now() - $2::interval",
                 oid, older_than, types=["oid", "text"])
         cutoffs.append(r["v"])
     if not cutoffs:
-        plpy.error("give keep => N versions or older_than => interval")
+        _fail("give keep => N versions or older_than => interval")
     cutoff = max(0, min(cutoffs))
     snap = one("SELECT min(version) AS v FROM pxt.tables WHERE kind = 'snapshot' AND base = $1", oid, types=["oid"])["v"]
     if snap is not None and snap < cutoff:
-        plpy.error(f"cannot vacuum {table} history before version {cutoff}: a snapshot pins version {snap}",
+        _fail(f"cannot vacuum {table} history before version {cutoff}: a snapshot pins version {snap}",
                    hint="drop the snapshot or keep more versions")
     old = one("SELECT retained_from FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["retained_from"]
     if cutoff <= old:
