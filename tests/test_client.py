@@ -567,15 +567,13 @@ def test_to_pytorch_dataset_with_two_dataloader_workers(px, files, private_dir):
         t.to_pytorch_dataset(image_format="jpg")
 
 
-# --- versioning, views, embeddings (SQL from other issues; skipped where not installed) -----------------------
+# --- versioning, views, embeddings ---------------------------------------------------------------------------
 def _missing(s, *names):
     return [n for n in names if not s.has_function(n)]
 
 
 def test_history_revert_snapshot_time_travel(px):
-    miss = _missing(px, "history", "revert", "create_snapshot", "at_version")
-    if miss:
-        pytest.skip(f"versioning SQL not installed: {miss}")
+    assert _missing(px, "history", "revert", "create_snapshot", "at_version") == []
     t = pxt.create_table("v", {"x": pxt.Int})
     t.insert([{"x": 1}, {"x": 2}])
     t.insert([{"x": 3}])
@@ -594,9 +592,7 @@ def test_history_revert_snapshot_time_travel(px):
 
 
 def test_similarity_orders_by_the_index(px):
-    miss = _missing(px, "add_embedding_index", "embed", "test_embedding")
-    if miss:
-        pytest.skip(f"embedding-index SQL not installed: {miss}")
+    assert _missing(px, "add_embedding_index", "embed", "test_embedding") == []
     t = pxt.create_table("docs", {"text": pxt.String})
     t.insert([{"text": s} for s in ["a dog in the park", "a cat on a mat", "stock market news", "dogs playing"]])
     t.add_embedding_index("text", embedding=pxt.function("test_embedding").using(dims=64))

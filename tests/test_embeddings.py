@@ -371,10 +371,7 @@ def test_bad_parameters_and_hostile_input(db):
 
 # --- versioning -----------------------------------------------------------------------------------------
 def test_revert_removes_and_restores_vectors(db):
-    """An embedding index is a computed column plus a plain index: versioning covers it. Runs
-    once pxt.revert exists (the versioning issue)."""
-    if one(db, "SELECT to_regprocedure('pxt.revert(text)')") is None:
-        pytest.skip("versioning (pxt.revert) is not installed")
+    """An embedding index is a computed column plus a plain index: versioning covers it."""
     texts_table(db, "t", ANIMALS)
     db.execute("SELECT pxt.add_embedding_index('t', 'body', embedding => 'pxt.test_embedding(dims => 64)')")
     top = "SELECT row->>'body' FROM pxt.search('t', 'body', %s, k => 1)"
