@@ -66,8 +66,15 @@ if [ "$(cat "$PYDIR/.requirements.sha256" 2>/dev/null)" != "$want_stamp" ]; then
   log "installing server-side Python for $SERVER_PY into $PYDIR"
   tmp="$PYDIR.tmp.$$"
   $SUDO rm -rf "$tmp"
-  $SUDO "$SERVER_PY" -m pip install -q --disable-pip-version-check --no-warn-script-location \
-       --target "$tmp" -r requirements-server.txt 2>&1 | grep -v -e "Running pip as the 'root'" -e "is ignored: it is neither" || true
+  # another release installed the same pinned requirements: hard-link its files (pip and rsync
+  # replace files by renaming, never in place, so the two directories cannot affect each other)
+  same=$(grep -lx "$want_stamp" /usr/local/lib/pixelgres/*/.requirements.sha256 2>/dev/null | head -1 || true)
+  if [ -n "$same" ]; then
+    $SUDO cp -al "$(dirname "$same")" "$tmp" && $SUDO rm -rf "$tmp/pixelgres"
+  else
+    $SUDO "$SERVER_PY" -m pip install -q --disable-pip-version-check --no-warn-script-location \
+         --target "$tmp" -r requirements-server.txt 2>&1 | grep -v -e "Running pip as the 'root'" -e "is ignored: it is neither" || true
+  fi
   [ -d "$tmp/PIL" ] || { echo "server-side pip install failed" >&2; exit 1; }
   [ -d "$PYDIR/pixelgres" ] && $SUDO cp -a "$PYDIR/pixelgres" "$tmp/"
   echo "$want_stamp" | $SUDO tee "$tmp/.requirements.sha256" >/dev/null

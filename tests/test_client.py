@@ -586,9 +586,13 @@ def test_history_revert_snapshot_time_travel(px):
         snap.insert([{"x": 9}])
     old = pxt.get_table("v:1")
     assert sorted(old.collect()["x"]) == [1, 2]
-    pxt.drop_table(snap)
-    t.revert()
+    t.revert()                                   # undo the delete
     assert sorted(t.collect()["x"]) == [1, 2, 3]
+    with pytest.raises(pxt.Error, match="pins version 2"):
+        t.revert(if_pinned="error")
+    t.revert()                                   # undo the insert of 3: the snapshot keeps it
+    assert sorted(t.collect()["x"]) == [1, 2] and sorted(snap.collect()["x"]) == [1, 2, 3]
+    pxt.drop_table(snap)
 
 
 def test_similarity_orders_by_the_index(px):

@@ -35,7 +35,7 @@ class VersionedTable(RuleBasedStateMachine):
         self.db.execute("SELECT pxt.create_table(%s, '{\"a\": \"int\"}')", (self.t,))
         # each version: (columns in order, {column: expression or None}, rows {rowid: {col: val}})
         self.versions = [(["a"], {"a": None}, {})]
-        self.snapshots = {}  # name -> version
+        self.snapshots = {}  # name -> (columns, rows) it must show forever
         self.ncol = 0
 
     def teardown(self):
@@ -121,15 +121,17 @@ class VersionedTable(RuleBasedStateMachine):
         self.push([c for c in cols if c != name], {k: v for k, v in exprs.items() if k != name},
                   {k: {c: x for c, x in v.items() if c != name} for k, v in rows.items()})
 
-    @rule()
-    def revert(self):
+    @rule(strict=st.booleans())
+    def revert(self, strict):
         v = len(self.versions) - 1
-        pinned = any(sv >= v for sv in self.snapshots.values())
-        if v == 0 or pinned:
+        pinned = self.db.execute("SELECT count(*) FROM pxt.tables WHERE kind = 'snapshot' AND base = %s::regclass "
+                                 "AND pins >= %s", (self.t, v)).fetchone()[0]
+        if v == 0 or (pinned and strict):
             with pytest.raises(psycopg.Error, match="version 0|pins version"):
-                self.db.execute("SELECT pxt.revert(%s)", (self.t,))
+                self.db.execute("SELECT pxt.revert(%s, if_pinned => 'error')", (self.t,))
             return
-        assert self.db.execute("SELECT pxt.revert(%s)", (self.t,)).fetchone()[0] == v - 1
+        mode = "error" if strict else "materialize"
+        assert self.db.execute("SELECT pxt.revert(%s, if_pinned => %s)", (self.t, mode)).fetchone()[0] == v - 1
         self.versions.pop()
 
     @rule()
@@ -137,7 +139,8 @@ class VersionedTable(RuleBasedStateMachine):
         self.ncol += 1
         name = f"{self.t}_s{self.ncol}"
         self.db.execute("SELECT pxt.create_snapshot(%s, %s)", (name, self.t))
-        self.snapshots[name] = len(self.versions) - 1
+        cols, _, rows = self.cur
+        self.snapshots[name] = (cols, {k: {c: r[c] for c in cols} for k, r in rows.items()})
 
     @precondition(lambda self: self.snapshots)
     @rule(data=st.data())
@@ -157,9 +160,8 @@ class VersionedTable(RuleBasedStateMachine):
         for n, (vcols, _, vrows) in enumerate(self.versions):
             got = at(self.db, self.t, n)
             assert got == {k: {c: r[c] for c in vcols} for k, r in vrows.items()}, f"version {n}"
-        for name, n in self.snapshots.items():
-            vcols, _, vrows = self.versions[n]
-            assert live(self.db, name, vcols) == vrows, f"snapshot {name} (version {n})"
+        for name, (vcols, vrows) in self.snapshots.items():
+            assert live(self.db, name, vcols) == vrows, f"snapshot {name}"
 
 
 def test_versioning_matches_model(db):
@@ -218,7 +220,7 @@ def test_errors_are_counted_in_history(db):
     assert db.execute("SELECT inserts, errors FROM pxt.history('e') WHERE version = 2").fetchone() == (3, 2)
 
 
-def test_snapshot_is_unchanged_and_blocks_revert(db):
+def test_snapshot_is_unchanged_by_later_changes_and_reverts(db):
     db.execute("SELECT pxt.create_table('ml.images', '{\"label\": \"string\"}')")
     db.execute("INSERT INTO ml.images (label) VALUES ('cat'), ('dog')")
     db.execute("SELECT pxt.create_snapshot('ml.images_before_relabeling', 'ml.images')")
@@ -232,14 +234,56 @@ def test_snapshot_is_unchanged_and_blocks_revert(db):
         db.execute("UPDATE ml.images_before_relabeling SET label = 'x'")
     for _ in range(4):
         db.execute("SELECT pxt.revert('ml.images')")
+    # the strict mode refuses to undo the version a snapshot shows, as Pixeltable does
     with pytest.raises(psycopg.Error, match="snapshot ml.images_before_relabeling pins version 1"):
-        db.execute("SELECT pxt.revert('ml.images')")
+        db.execute("SELECT pxt.revert('ml.images', if_pinned => 'error')")
+    with pytest.raises(psycopg.Error, match="if_pinned must be"):
+        db.execute("SELECT pxt.revert('ml.images', if_pinned => 'x')")
+    # the default keeps the snapshot: it takes over the rows version 1 inserted
+    assert db.execute("SELECT pxt.revert('ml.images')").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM ml.images").fetchone()[0] == 0
+    assert db.execute("SELECT _pxt_rowid, label FROM ml.images_before_relabeling ORDER BY 1").fetchall() == before
+    assert db.execute("SELECT version, pins FROM pxt.tables WHERE relid = 'ml.images_before_relabeling'::regclass"
+                      ).fetchone() == (1, 0)
+    db.execute("INSERT INTO ml.images (label) VALUES ('fish')")   # version 1 again, a different one
+    assert db.execute("SELECT _pxt_rowid, label FROM ml.images_before_relabeling ORDER BY 1").fetchall() == before
     with pytest.raises(psycopg.Error, match="snapshots ml.images_before_relabeling read it"):
         db.execute("SELECT pxt.drop_table('ml.images')")
+    overlay = db.execute("SELECT 'pxt_internal.' || quote_ident('snap_' || vkey) FROM pxt.tables "
+                         "WHERE relid = 'ml.images_before_relabeling'::regclass").fetchone()[0]
     db.execute("SELECT pxt.drop_snapshot('ml.images_before_relabeling')")
-    db.execute("SELECT pxt.revert('ml.images')")
-    assert db.execute("SELECT count(*) FROM ml.images").fetchone()[0] == 0
+    assert db.execute("SELECT to_regclass(%s)", (overlay,)).fetchone()[0] is None
     db.execute("SELECT pxt.drop_table('ml.images')")
+
+
+def test_snapshot_survives_reverts_of_schema_and_data_versions(db):
+    """A chain of reverts under a snapshot: data versions move only their rows into the overlay
+    (the snapshot then pins the previous version), a schema version copies the snapshot whole."""
+    db.execute("SELECT pxt.create_table('sv', '{\"a\": \"int\"}')")
+    db.execute("INSERT INTO sv (a) SELECT g FROM generate_series(1, 50) g")            # v1
+    db.execute("SELECT pxt.add_computed_column('sv', 'b', 'a * 2')")                   # v2
+    db.execute("UPDATE sv SET a = a + 100 WHERE a <= 10")                              # v3
+    db.execute("DELETE FROM sv WHERE a BETWEEN 20 AND 24")                             # v4
+    db.execute("SELECT pxt.create_snapshot('sv_s', 'sv')")
+    want = db.execute("SELECT _pxt_rowid, a, b FROM sv ORDER BY 1").fetchall()
+    assert len(want) == 45
+    overlay_rows = []
+    for v in (4, 3):
+        assert db.execute("SELECT pxt.revert('sv')").fetchone()[0] == v - 1
+        assert db.execute("SELECT _pxt_rowid, a, b FROM sv_s ORDER BY 1").fetchall() == want
+        overlay_rows.append(db.execute("SELECT count(*) FROM pxt_internal.{} ".format(
+            db.execute("SELECT quote_ident('snap_' || vkey) FROM pxt.tables WHERE relid = 'sv_s'::regclass"
+                       ).fetchone()[0])).fetchone()[0])
+    assert overlay_rows == [5, 15]   # 5 tombstones, then the 10 updated rows: what each version changed
+    assert db.execute("SELECT pins FROM pxt.tables WHERE relid = 'sv_s'::regclass").fetchone()[0] == 2
+    db.execute("SELECT pxt.revert('sv')")                                               # schema: copy all
+    assert db.execute("SELECT pins FROM pxt.tables WHERE relid = 'sv_s'::regclass").fetchone()[0] is None
+    db.execute("SELECT pxt.revert('sv')")
+    db.execute("INSERT INTO sv (a) VALUES (7)")
+    assert db.execute("SELECT _pxt_rowid, a, b FROM sv_s ORDER BY 1").fetchall() == want
+    assert db.execute("SELECT pxt.vacuum_history('sv', keep => 1)").fetchone()[0]["retained_from"] == 1
+    assert db.execute("SELECT _pxt_rowid, a, b FROM sv_s ORDER BY 1").fetchall() == want
+    db.execute("SELECT pxt.drop_table('sv', force => true)")
 
 
 def test_revert_add_computed_column_and_readd_recomputes_only_it(db):
@@ -363,3 +407,11 @@ def test_media_vacuum_keeps_what_versions_reference(db, files):
     with pytest.raises(psycopg.Error, match="not found"):
         db.execute("SELECT pxt.media_path(%s)", (orphan,))
     assert db.execute("SELECT pxt.vacuum_media(min_age => '0 seconds')").fetchone()[0]["deleted"] == 0
+    # reverting everything the snapshot shows moves its rows into its overlay: still referenced
+    while db.execute("SELECT version FROM pxt.tables WHERE relid = 'mv'::regclass").fetchone()[0] > 0:
+        db.execute("SELECT pxt.revert('mv')")
+    assert db.execute("SELECT pins FROM pxt.tables WHERE relid = 'mv_snap'::regclass").fetchone()[0] is None
+    assert db.execute("SELECT pxt.vacuum_media(min_age => '0 seconds')").fetchone()[0]["deleted"] == 0
+    assert sorted(r[0] for r in db.execute("SELECT small FROM mv_snap")) == sorted(refs)
+    for ref in refs:
+        assert db.execute("SELECT pxt.width(%s)", (ref,)).fetchone()[0] == 8

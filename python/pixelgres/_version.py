@@ -1,2 +1,2 @@
 """Single source of the version: the extension, the server package and the client share it."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

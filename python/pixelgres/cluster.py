@@ -163,7 +163,8 @@ class Cluster:
         shutil.rmtree(self.home, ignore_errors=True)
 
     def ensure_database(self, dbname: str = "pixelgres", settings: dict[str, str] | None = None) -> str:
-        """Create the database (if missing) with the extension; return its DSN."""
+        """Create the database (if missing) with the extension, updated to the installed release
+        (this cluster is pixelgres's own); return its DSN."""
         import psycopg
         from psycopg import sql
 
@@ -172,4 +173,8 @@ class Cluster:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         with psycopg.connect(self.dsn(dbname), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pixelgres CASCADE")
+            if conn.execute("SELECT extversion <> default_version FROM pg_extension e "
+                            "JOIN pg_available_extensions a ON a.name = e.extname "
+                            "WHERE extname = 'pixelgres'").fetchone()[0]:
+                conn.execute("ALTER EXTENSION pixelgres UPDATE")
         return self.dsn(dbname)

@@ -12,11 +12,13 @@ return plpy.execute(plpy.prepare(
 $py$;
 COMMENT ON FUNCTION pxt.history(text) IS 'Versions of a managed table, newest first';
 
-CREATE OR REPLACE FUNCTION pxt.revert(tbl text) RETURNS integer LANGUAGE plpython3u AS $py$
+CREATE OR REPLACE FUNCTION pxt.revert(tbl text, if_pinned text DEFAULT 'materialize') RETURNS integer
+LANGUAGE plpython3u AS $py$
 #@pxt
-return srv.versioning.revert(srv.tables.managed(tbl))
+return srv.versioning.revert(srv.tables.managed(tbl), if_pinned)
 $py$;
-COMMENT ON FUNCTION pxt.revert(text) IS 'Undo the latest version (data or schema); returns the version the table is now at';
+COMMENT ON FUNCTION pxt.revert(text, text) IS
+  'Undo the latest version (data or schema); returns the version the table is now at. A snapshot of the undone version keeps its rows (if_pinned => ''materialize'') or the revert is refused (''error'')';
 
 CREATE OR REPLACE FUNCTION pxt.create_snapshot(name text, tbl text, version integer DEFAULT NULL)
 RETURNS regclass LANGUAGE plpython3u AS $py$
@@ -24,16 +26,11 @@ RETURNS regclass LANGUAGE plpython3u AS $py$
 return srv.versioning.create_snapshot(name, srv.tables.managed(tbl), version)
 $py$;
 COMMENT ON FUNCTION pxt.create_snapshot(text, text, integer) IS
-  'A read-only view of the table as it was at a version (default: now), unaffected by later changes';
+  'A read-only view of the table as it was at a version (default: now), unaffected by later changes (reverts included)';
 
 CREATE OR REPLACE FUNCTION pxt.drop_snapshot(name text) RETURNS void LANGUAGE plpython3u AS $py$
 #@pxt
-schema, rel = srv.sqlutil.parse_table_name(name)
-full = f"{srv.sqlutil.q(schema)}.{srv.sqlutil.q(rel)}"
-r = plpy.execute(plpy.prepare("SELECT 1 FROM pxt.tables WHERE kind = 'snapshot' AND relid = to_regclass($1)", ["text"]), [full])
-if not r:
-    plpy.error(f"{name!r} is not a snapshot")
-plpy.execute(f"DROP VIEW {full}")
+srv.versioning.drop_snapshot(name)
 $py$;
 
 CREATE OR REPLACE FUNCTION pxt.at_version(tbl text, version integer) RETURNS regclass

@@ -333,10 +333,12 @@ class Table:
         self._session.require_function("history", "versioning")
         return self._sql_rows("history")
 
-    def revert(self) -> None:
+    def revert(self, *, if_pinned: str = "materialize") -> None:
+        """Undo the latest version. A snapshot showing it keeps its rows (``'materialize'``), or
+        ``if_pinned='error'`` refuses, as Pixeltable does."""
         self._writable("revert")
         self._session.require_function("revert", "versioning")
-        self._call("revert", self._path)
+        self._call("revert", self._path, if_pinned=if_pinned)
         self._refresh()
 
     def get_versions(self) -> list[dict]:

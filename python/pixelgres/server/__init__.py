@@ -10,6 +10,22 @@ import sys
 from .._version import __version__
 
 
+def _check_extension_version() -> None:
+    """The SQL of an older release calling this code: say how to fix it (pg_extension already
+    holds the new version while ALTER EXTENSION ... UPDATE runs its script)."""
+    try:
+        import plpy
+    except ImportError:  # outside a backend: tools and tests importing pure helpers
+        return
+    rows = plpy.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pixelgres'")
+    if rows and rows[0]["extversion"] != __version__:
+        raise RuntimeError(f"the pixelgres extension in this database is version {rows[0]['extversion']} and "
+                           f"its server Python is {__version__}: run ALTER EXTENSION pixelgres UPDATE")
+
+
+_check_extension_version()
+
+
 def server_info() -> str:
     from . import deps
 

@@ -272,7 +272,7 @@ def drop_table(table: str, force: bool = False) -> None:
         _fail(f"cannot drop {full}: snapshots {', '.join(snaps)} read it",
                    hint="drop them first, or pxt.drop_table(name, force => true) to drop them too")
     for s_ in snaps:
-        plpy.execute(f"DROP VIEW {s_}")
+        versioning.drop_snapshot(s_)
     plpy.execute(f"DROP TABLE {full} CASCADE")  # the event trigger cleans the catalog
 
 

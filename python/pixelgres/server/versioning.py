@@ -150,27 +150,36 @@ END"""
 
 
 # --- revert -------------------------------------------------------------------------------------
-def _pinning_snapshot(oid: int, v: int):
-    return one("SELECT relid::text AS s, version FROM pxt.tables WHERE kind = 'snapshot' AND base = $1 "
-               "AND version >= $2 ORDER BY version DESC LIMIT 1", oid, v, types=["oid", "int"])
+def _pinning_snapshots(oid: int, v: int) -> list[dict]:
+    return list(plpy.execute(plpy.prepare(
+        "SELECT relid::oid::int AS oid, relid::text AS s, vkey, version, pins FROM pxt.tables "
+        "WHERE kind = 'snapshot' AND base = $1 AND pins >= $2 ORDER BY pins DESC", ["oid", "int"]), [oid, v]))
 
 
-def revert(oid: int) -> int:
-    """Undo the latest version; returns the version the table is now at."""
+def revert(oid: int, if_pinned: str = "materialize") -> int:
+    """Undo the latest version; returns the version the table is now at.
+
+    A snapshot showing the version being undone keeps showing it: with ``if_pinned =>
+    'materialize'`` (the default) it first takes over the rows that version changed (see
+    ``_keep_snapshot``); ``'error'`` refuses instead, as Pixeltable does."""
+    if if_pinned not in ("materialize", "error"):
+        _fail(f"if_pinned must be 'materialize' or 'error', not {if_pinned!r}")
     table = qualified(oid)
     v = one("SELECT version FROM pxt.tables WHERE relid = $1 FOR UPDATE", oid, types=["oid"])["version"]
     if v == 0:
         _fail(f"cannot revert {table}: it is at version 0, there is nothing to undo")
-    snap = _pinning_snapshot(oid, v)
-    if snap:
-        _fail(f"cannot revert {table} past version {v}: snapshot {snap['s']} pins version {snap['version']}",
-                   hint="drop the snapshot first (pxt.drop_snapshot)")
+    snaps = _pinning_snapshots(oid, v)
+    if snaps and if_pinned == "error":
+        _fail(f"cannot revert {table} past version {v}: snapshot {snaps[0]['s']} pins version {snaps[0]['pins']}",
+              hint="drop the snapshot first (pxt.drop_snapshot), or revert with if_pinned => 'materialize'")
     entry = one("SELECT change_type, schema_change FROM pxt.versions WHERE relid = $1 AND version = $2",
                 oid, v, types=["oid", "int"])
     if entry is None:
         _fail(f"cannot revert {table}: version {v} is not in the version log")
     if entry["change_type"] == "data":
-        _revert_views(oid, v, table)
+        _revert_views(oid, v, table, if_pinned)
+    for snap in snaps:
+        _keep_snapshot(snap, oid, v, entry["change_type"] == "data")
     plpy.execute("SELECT set_config('pixelgres.replaying', 'on', true)")
     try:
         if entry["change_type"] == "data":
@@ -184,7 +193,54 @@ def revert(oid: int) -> int:
     return v - 1
 
 
-def _revert_views(oid: int, v: int, table: str) -> None:
+def overlay_name(snapshot_vkey: str) -> str:
+    return f'pxt_internal.{q("snap_" + snapshot_vkey)}'
+
+
+def _keep_snapshot(snap: dict, oid: int, v: int, data_version: bool) -> None:
+    """Let a snapshot that reads version ``v`` of its base survive the revert of ``v``.
+
+    A snapshot is a view over the base's live rows and history "as of" the version it pins.
+    Its overlay table ``pxt_internal."snap_<vkey>"`` holds the rows (``_pxt_present``) and
+    absences (tombstones) where the snapshot differs from the pinned version. Undoing a data
+    version only moves the rows that version changed into the overlay, as they are in the
+    snapshot, and pins ``v - 1`` (same schema): the cost stays what the version changed. Undoing
+    a schema version copies the whole snapshot into the overlay, which then pins nothing."""
+    view, ov, table, h = snap["s"], overlay_name(snap["vkey"]), qualified(oid), hist_name(oid)
+    cols = list(plpy.execute(plpy.prepare(
+        "SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+        "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attname <> '_pxt_rowid' ORDER BY attnum",
+        ["oid"]), [snap["oid"]]))
+    names = ", ".join(q(c["name"]) for c in cols)
+    if not one(f"SELECT to_regclass({lit(ov)}) IS NOT NULL AS e")["e"]:
+        defs = "".join(f", {q(c['name'])} {c['type']}" for c in cols)
+        plpy.execute(f"CREATE TABLE {ov} (_pxt_rowid bigint PRIMARY KEY, _pxt_present boolean NOT NULL{defs})")
+        plpy.execute(f"COMMENT ON TABLE {ov} IS {lit(f'pixelgres: rows of snapshot {view} no longer in its base history')}")
+    vs = str(int(v))
+    if data_version:
+        ids = [r["id"] for r in plpy.execute(
+            f"SELECT id FROM (SELECT _pxt_rowid AS id FROM ONLY {table} WHERE _pxt_v = {vs} UNION "
+            f"SELECT _pxt_rowid FROM {h} WHERE _pxt_v_to = {vs}) d "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {ov} o WHERE o._pxt_rowid = d.id)")]
+        plpy.execute(plpy.prepare(
+            f"INSERT INTO {ov} (_pxt_rowid, _pxt_present{', ' + names if names else ''}) "
+            f"SELECT d.id, s._pxt_rowid IS NOT NULL{''.join(', s.' + q(c['name']) for c in cols)} "
+            f"FROM unnest($1::bigint[]) d(id) LEFT JOIN (SELECT * FROM {view} WHERE _pxt_rowid = ANY($1)) s "
+            f"ON s._pxt_rowid = d.id", ["bigint[]"]), [ids])
+        pins = v - 1
+        body = (f"SELECT b.* FROM ({version_sql(oid, pins)}) b WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {ov} o WHERE o._pxt_rowid = b._pxt_rowid) UNION ALL ")
+    else:
+        plpy.execute(f"INSERT INTO {ov} (_pxt_rowid, _pxt_present{', ' + names if names else ''}) "
+                     f"SELECT s._pxt_rowid, true{''.join(', s.' + q(c['name']) for c in cols)} FROM {view} s "
+                     f"WHERE NOT EXISTS (SELECT 1 FROM {ov} o WHERE o._pxt_rowid = s._pxt_rowid)")
+        pins, body = None, ""
+    body += f"SELECT _pxt_rowid{', ' + names if names else ''} FROM {ov} WHERE _pxt_present"
+    plpy.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+    plpy.execute(plpy.prepare("UPDATE pxt.tables SET pins = $2 WHERE relid = $1", ["oid", "int"]), [snap["oid"], pins])
+
+
+def _revert_views(oid: int, v: int, table: str, if_pinned: str) -> None:
     """Revert, in each iterator view over this table, the versions this version's statement wrote."""
     for view in plpy.execute(plpy.prepare(
             "SELECT relid::oid::int AS oid, relid::text AS name FROM pxt.tables WHERE kind = 'view' AND base = $1",
@@ -200,7 +256,7 @@ def _revert_views(oid: int, v: int, table: str) -> None:
                        hint=f"revert {view['name']} past them first")
         while one("SELECT caused_by FROM pxt.versions WHERE relid = $1 ORDER BY version DESC LIMIT 1",
                   view["oid"], types=["oid"])["caused_by"] == v:
-            revert(view["oid"])
+            revert(view["oid"], if_pinned)
 
 
 def _revert_data(oid: int, v: int) -> None:
@@ -305,9 +361,21 @@ def create_snapshot(name: str, oid: int, n) -> str:
     plpy.execute(f"CREATE VIEW {full} AS {sql}")
     plpy.execute(f"GRANT SELECT ON {full} TO pxt_reader")
     plpy.execute(f"COMMENT ON VIEW {full} IS {lit(f'pixelgres snapshot of {qualified(oid)} at version {n}')}")
-    plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid, kind, base, version) VALUES ($1::regclass, 'snapshot', $2, $3)",
-                              ["text", "oid", "int"]), [full, oid, n])
+    plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid, kind, base, version, pins) "
+                              "VALUES ($1::regclass, 'snapshot', $2, $3, $3)", ["text", "oid", "int"]), [full, oid, n])
     return full
+
+
+def drop_snapshot(name: str) -> None:
+    from .sqlutil import parse_table_name
+
+    schema, rel = parse_table_name(name)
+    full = f"{q(schema)}.{q(rel)}"
+    r = one("SELECT vkey FROM pxt.tables WHERE kind = 'snapshot' AND relid = to_regclass($1)", full)
+    if r is None:
+        _fail(f"{name!r} is not a snapshot")
+    plpy.execute(f"DROP VIEW {full}")
+    plpy.execute(f"DROP TABLE IF EXISTS {overlay_name(r['vkey'])}")
 
 
 def at_version(oid: int, n: int) -> str:
@@ -332,7 +400,7 @@ def vacuum_history(oid: int, keep, older_than) -> dict:
     if not cutoffs:
         _fail("give keep => N versions or older_than => interval")
     cutoff = max(0, min(cutoffs))
-    snap = one("SELECT min(version) AS v FROM pxt.tables WHERE kind = 'snapshot' AND base = $1", oid, types=["oid"])["v"]
+    snap = one("SELECT min(pins) AS v FROM pxt.tables WHERE kind = 'snapshot' AND base = $1", oid, types=["oid"])["v"]
     if snap is not None and snap < cutoff:
         _fail(f"cannot vacuum {table} history before version {cutoff}: a snapshot pins version {snap}",
                    hint="drop the snapshot or keep more versions")
@@ -352,7 +420,7 @@ def vacuum_history(oid: int, keep, older_than) -> dict:
 
 
 def vacuum_media(min_age_seconds: float, dry_run: bool) -> dict:
-    """Delete store files that no live row, history row (hence no snapshot) references.
+    """Delete store files that no live row, history row or snapshot references.
     Files younger than ``min_age_seconds`` are kept: a concurrent, not yet committed
     transaction may have just written them."""
     import os
@@ -375,6 +443,16 @@ def vacuum_media(min_age_seconds: float, dry_run: bool) -> dict:
                 parts.append(f"SELECT c{int(c['attnum'])}::text FROM {h}")
             for r in plpy.execute(f"SELECT DISTINCT r FROM ({' UNION ALL '.join(parts)}) s "
                                   f"WHERE r LIKE 'media://%'"):
+                refs.add(r["r"][len("media://"):])
+    # snapshots that outlived a revert hold their own rows (see _keep_snapshot)
+    for s in plpy.execute("SELECT vkey FROM pxt.tables WHERE kind = 'snapshot' AND pins IS DISTINCT FROM version"):
+        ov = overlay_name(s["vkey"])
+        for c in plpy.execute(plpy.prepare(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped "
+                "AND atttypid = ANY (ARRAY['pxt.image', 'pxt.video', 'pxt.audio', 'pxt.document']::regtype[])",
+                ["text"]), [ov]):
+            for r in plpy.execute(f"SELECT DISTINCT {q(c['attname'])}::text AS r FROM {ov} "
+                                  f"WHERE {q(c['attname'])}::text LIKE 'media://%'"):
                 refs.add(r["r"][len("media://"):])
     root = media_dir()
     now = time.time()
