@@ -179,6 +179,8 @@ def test_upgrade_leaves_the_objects_of_a_fresh_install_and_old_data_works(server
     # --- what the previous release wrote keeps working ------------------------------------------
     with psycopg.connect(server.dsn(old_db), autocommit=True) as c:
         assert c.execute("SELECT pins FROM pxt.tables WHERE relid = 'ml.imgs_s'::regclass").fetchone()[0] == old_version
+        with pytest.raises(psycopg.errors.GeneratedAlways):   # the upgrade guarded the old table
+            c.execute("UPDATE ml.imgs SET _pxt_v = 0")
         c.execute("INSERT INTO ml.imgs (image, label) VALUES (%s, 'grey')", (str(files / "3.png"),))
         assert c.execute("SELECT n, pxt.width(small) FROM ml.imgs WHERE label = 'grey'").fetchone() == (4, 8)
         top = c.execute("SELECT row->>'label' FROM pxt.search('ml.imgs', 'label', 'grey', k => 1)").fetchone()[0]

@@ -415,3 +415,18 @@ def test_media_vacuum_keeps_what_versions_reference(db, files):
     assert sorted(r[0] for r in db.execute("SELECT small FROM mv_snap")) == sorted(refs)
     for ref in refs:
         assert db.execute("SELECT pxt.width(%s)", (ref,)).fetchone()[0] == 8
+
+
+def test_system_columns_are_not_writable(db):
+    """_pxt_v and _pxt_rowid are what history, time travel and revert trust: a direct UPDATE of
+    either is refused, naming the row, and leaves the table and its history as they were."""
+    db.execute("SELECT pxt.create_table('sc', '{\"a\": \"int\"}')")   # no computed columns: no row trigger
+    db.execute("INSERT INTO sc (a) VALUES (1), (2)")
+    with pytest.raises(psycopg.errors.GeneratedAlways, match=r"column _pxt_v of public.sc \(row 1\)"):
+        db.execute("UPDATE sc SET _pxt_v = 0 WHERE a = 1")
+    with pytest.raises(psycopg.errors.GeneratedAlways):
+        db.execute("UPDATE sc SET _pxt_rowid = 9 WHERE a = 1")
+    db.execute("UPDATE sc SET a = a + 1, _pxt_v = _pxt_v")   # unchanged: allowed
+    assert db.execute("SELECT _pxt_rowid, _pxt_v, a FROM sc ORDER BY 1").fetchall() == [(1, 1, 2), (2, 1, 3)]
+    assert [r[0] for r in db.execute("SELECT version FROM pxt.history('sc')")] == [2, 1, 0]
+    assert at(db, "sc", 1) == {1: {"a": 1}, 2: {"a": 2}}

@@ -84,3 +84,26 @@ $py$;
 REVOKE EXECUTE ON FUNCTION pxt.vacuum_media(interval, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION pxt.vacuum_media(interval, boolean) IS
   'Delete media store files that no live row, history row or snapshot of this database references (older than min_age)';
+
+-- A row's _pxt_v says which version wrote it: time travel and revert trust it, so only pixelgres
+-- sets it. An UPDATE naming the column fires this (UPDATE OF _pxt_v: other updates never do).
+CREATE OR REPLACE FUNCTION pxt._guard_version() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW._pxt_v IS DISTINCT FROM OLD._pxt_v THEN
+        RAISE EXCEPTION 'column _pxt_v of %.% (row %) is set by pixelgres: it records the version that wrote the row',
+            TG_TABLE_SCHEMA, TG_TABLE_NAME, OLD._pxt_rowid USING ERRCODE = '428C9';
+    END IF;
+    RETURN NEW;
+END $$;
+-- tables created before the guard existed (an upgrade) get it too
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT t.relid FROM pxt.tables t JOIN pg_catalog.pg_attribute a
+             ON a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) '_pxt_v'
+             AND NOT a.attisdropped LOOP
+        EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER pxt_guard_version BEFORE UPDATE OF _pxt_v ON %s '
+                                  'FOR EACH ROW EXECUTE FUNCTION pxt._guard_version()', r.relid);
+    END LOOP;
+END $$;

@@ -146,6 +146,8 @@ END"""
                "DELETE": "OLD TABLE AS pxt_old"}[ev]
         out.append(f"CREATE OR REPLACE TRIGGER pxt_version_end_{ev.lower()} AFTER {ev} ON {table} "
                    f"REFERENCING {ref} FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
+    out.append(f"CREATE OR REPLACE TRIGGER pxt_guard_version BEFORE UPDATE OF _pxt_v ON {table} "
+               f"FOR EACH ROW EXECUTE FUNCTION pxt._guard_version()")
     return out
 
 
