@@ -4,7 +4,8 @@ CREATE OR REPLACE FUNCTION pxt._guc_init() RETURNS boolean
     AS 'MODULE_PATHNAME', 'pxt_guc_init' LANGUAGE C STRICT;
 
 CREATE OR REPLACE FUNCTION pxt.version() RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '@PXT_VERSION@'::text $$;
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT '@PXT_VERSION@'::text $$;
 
 -- Runs once per backend (the generated preamble of every plpython3u function calls it when
 -- GD has no 'pxt_srv'); it is the only place that touches sys.path.

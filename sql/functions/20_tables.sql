@@ -1,4 +1,13 @@
 -- Managed tables and computed columns (logic in pixelgres.server.tables / .triggers).
+--
+-- search_path: every SQL and PL/pgSQL function pins it (SET search_path = pg_catalog, pg_temp)
+-- except the four entry points below that resolve the caller's table names and run the
+-- caller's expressions: add_computed_column, alter_computed_column, recompute_columns and
+-- process_pending. They write rows, which fires the generated triggers, which call users'
+-- own functions; a pinned path would apply inside those and break their unqualified names
+-- (see pixelgres.server.triggers), and a procedure with a SET clause cannot COMMIT. They run
+-- with the caller's path instead, so their own code names everything with its schema,
+-- operators included (OPERATOR(pg_catalog.=)); tests/test_pgspot.py lists them.
 
 CREATE OR REPLACE FUNCTION pxt.create_table(name text, schema json DEFAULT '{}', if_exists text DEFAULT 'error')
 RETURNS regclass LANGUAGE plpython3u AS $py$
@@ -25,7 +34,7 @@ CREATE OR REPLACE FUNCTION pxt.add_computed_column(tbl text, name text, expr tex
 LANGUAGE plpgsql AS $$
 DECLARE col text := pxt._add_computed_column(tbl, name, expr, on_error, if_exists, mode);
 BEGIN
-    IF mode = 'eager' THEN
+    IF mode OPERATOR(pg_catalog.=) 'eager' THEN
         PERFORM pxt.recompute_columns(tbl, ARRAY[col], false);
     END IF;
     RETURN col;
@@ -61,24 +70,28 @@ DECLARE
     cols regclass[]; names name[];
     i integer; ids bigint[]; last_id bigint; total bigint := 0; batches integer := 0;
 BEGIN
-    SELECT array_agg(d.relid), array_agg(d.name) INTO cols, names FROM pxt._deferred_columns(tbl) d;
+    SELECT pg_catalog.array_agg(d.relid), pg_catalog.array_agg(d.name) INTO cols, names
+        FROM pxt._deferred_columns(tbl) d;
     IF cols IS NULL THEN RETURN; END IF;
-    FOR i IN 1 .. array_length(cols, 1) LOOP
+    FOR i IN 1 .. pg_catalog.array_length(cols, 1) LOOP
         last_id := 0;
         LOOP
-            EXIT WHEN max_batches IS NOT NULL AND batches >= max_batches;
-            EXECUTE format('SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM (SELECT _pxt_rowid FROM ONLY %s '
-                           'WHERE _pxt_rowid > $1 AND %I IS NULL AND NOT coalesce(_pxt_errors ? %L, false) '
+            EXIT WHEN max_batches IS NOT NULL AND batches OPERATOR(pg_catalog.>=) max_batches;
+            EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(_pxt_rowid ORDER BY _pxt_rowid) '
+                           'FROM (SELECT _pxt_rowid FROM ONLY %s '
+                           'WHERE _pxt_rowid OPERATOR(pg_catalog.>) $1 AND %I IS NULL '
+                           'AND NOT coalesce(_pxt_errors OPERATOR(pg_catalog.?) %L, false) '
                            'ORDER BY _pxt_rowid LIMIT %s FOR UPDATE SKIP LOCKED) s',
                            cols[i], names[i], names[i], batch_size) USING last_id INTO ids;
             EXIT WHEN ids IS NULL;
-            PERFORM set_config('pixelgres.recompute', names[i], true);
-            EXECUTE format('UPDATE ONLY %s SET %I = %I WHERE _pxt_rowid = ANY($1)', cols[i], names[i], names[i])
+            PERFORM pg_catalog.set_config('pixelgres.recompute', names[i], true);
+            EXECUTE pg_catalog.format('UPDATE ONLY %s SET %I = %I WHERE _pxt_rowid OPERATOR(pg_catalog.=) ANY($1)',
+                                      cols[i], names[i], names[i])
                 USING ids;
-            PERFORM set_config('pixelgres.recompute', '', true);
-            total := total + array_length(ids, 1);
-            last_id := ids[array_length(ids, 1)];
-            batches := batches + 1;
+            PERFORM pg_catalog.set_config('pixelgres.recompute', '', true);
+            total := total OPERATOR(pg_catalog.+) pg_catalog.array_length(ids, 1);
+            last_id := ids[pg_catalog.array_length(ids, 1)];
+            batches := batches OPERATOR(pg_catalog.+) 1;
             COMMIT;
         END LOOP;
     END LOOP;
@@ -122,21 +135,25 @@ DECLARE
     lo bigint; hi bigint; total bigint; done bigint := 0; n bigint;
     chunk constant bigint := 5000;
 BEGIN
-    EXECUTE format('SELECT min(_pxt_rowid), max(_pxt_rowid), count(*) FROM ONLY %s', rel) INTO lo, hi, total;
-    IF total = 0 THEN RETURN 0; END IF;
-    PERFORM set_config('pixelgres.recompute', array_to_string(columns, ','), true);
-    WHILE lo <= hi LOOP
-        EXECUTE format('UPDATE ONLY %s SET %I = %I WHERE _pxt_rowid BETWEEN $1 AND $2 %s',
-                       rel, columns[1], columns[1], CASE WHEN errors_only THEN 'AND _pxt_errors ?| $3' ELSE '' END)
-            USING lo, lo + chunk - 1, columns;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.min(_pxt_rowid), pg_catalog.max(_pxt_rowid), pg_catalog.count(*) '
+                              'FROM ONLY %s', rel) INTO lo, hi, total;
+    IF total OPERATOR(pg_catalog.=) 0 THEN RETURN 0; END IF;
+    PERFORM pg_catalog.set_config('pixelgres.recompute', pg_catalog.array_to_string(columns, ','), true);
+    WHILE lo OPERATOR(pg_catalog.<=) hi LOOP
+        EXECUTE pg_catalog.format('UPDATE ONLY %s SET %I = %I '
+                                  'WHERE _pxt_rowid OPERATOR(pg_catalog.>=) $1 AND _pxt_rowid OPERATOR(pg_catalog.<=) $2 %s',
+                                  rel, columns[1], columns[1],
+                                  CASE WHEN errors_only THEN 'AND _pxt_errors OPERATOR(pg_catalog.?|) $3' ELSE '' END)
+            USING lo, lo OPERATOR(pg_catalog.+) (chunk OPERATOR(pg_catalog.-) 1), columns;
         GET DIAGNOSTICS n = ROW_COUNT;
-        done := done + n;
-        lo := lo + chunk;
-        IF total > chunk THEN
-            RAISE NOTICE 'pixelgres: computing % of %: % of % rows', array_to_string(columns, ', '), rel, done, total;
+        done := done OPERATOR(pg_catalog.+) n;
+        lo := lo OPERATOR(pg_catalog.+) chunk;
+        IF total OPERATOR(pg_catalog.>) chunk THEN
+            RAISE NOTICE 'pixelgres: computing % of %: % of % rows', pg_catalog.array_to_string(columns, ', '), rel,
+                done, total;
         END IF;
     END LOOP;
-    PERFORM set_config('pixelgres.recompute', '', true);
+    PERFORM pg_catalog.set_config('pixelgres.recompute', '', true);
     RETURN done;
 END $$;
 COMMENT ON FUNCTION pxt.recompute_columns(text, text[], boolean) IS
@@ -160,17 +177,20 @@ COMMENT ON FUNCTION pxt.errors(text) IS 'Per-cell errors recorded by computed co
 
 CREATE OR REPLACE FUNCTION pxt.list_tables()
 RETURNS TABLE (name text, kind text, version integer, created_at timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT relid::text, kind, version, created_at FROM pxt.tables ORDER BY 1
 $$;
 
 -- errors ---------------------------------------------------------------------------------
 -- PL/Python prefixes messages with the exception class ("plpy.Error: ..."); users want the cause.
+-- These two run only in the generated triggers' exception handlers (never per row of a query),
+-- so the pinned path, which keeps them from being inlined, costs nothing that matters.
 CREATE OR REPLACE FUNCTION pxt._clean_error(msg text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT regexp_replace(msg, '^plpy\.(Error|Fatal): ', '') $$;
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT regexp_replace(msg, '^plpy\.(Error|Fatal): ', '') $$;
 
 CREATE OR REPLACE FUNCTION pxt._error_info(state text, msg text) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'type', coalesce(substring(pxt._clean_error(msg) FROM '^([A-Za-z_][A-Za-z0-9_.]*(?:Error|Exception|Timeout|Refused)):'),
                          'SQLSTATE ' || state),
@@ -202,7 +222,8 @@ INSERT INTO pxt.batched_functions (func, batch_func) VALUES ('pxt.batch_probe(te
 ON CONFLICT DO NOTHING;
 
 -- keeping the catalog in step with plain DDL --------------------------------------------------
-CREATE OR REPLACE FUNCTION pxt._on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION pxt._on_ddl() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
     IF current_setting('pxt_v.in_sync', true) = 'on' THEN RETURN; END IF;  -- our own DDL
@@ -223,7 +244,8 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE OR REPLACE FUNCTION pxt._on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION pxt._on_drop() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
     -- a plain DROP COLUMN would lose the values that time travel and revert need

@@ -29,6 +29,22 @@ COMMENT ON FUNCTION pxt.openai_chat_completions(jsonb, text, double precision, i
     integer, double precision, integer, boolean) IS
   'Chat completion from an OpenAI-compatible API: the full response as jsonb. Image parts may be data URIs, URLs or media references (sent as data URIs)';
 
+-- `vector` is pgvector's type, in whatever schema pgvector was installed into (often public),
+-- and PostgreSQL 15 has no @extschema:vector@ to name it. The script runs with only pg_catalog
+-- on the search path (extension/build_sql.py), so the statements that name `vector` put that
+-- schema, looked up in pg_extension, after pg_catalog for themselves, and the pinned path is
+-- restored right after them. Only type names are resolved in between (signatures of
+-- plpython3u functions and their comments): pg_catalog still comes first, so nothing but
+-- `vector` can come from pgvector's schema. pgspot treats the path as untrusted from the
+-- set_config to the SET (hence the qualified names in the DO block itself), so it checks that
+-- nothing else in between depends on it. 40_embeddings.sql does the same.
+DO $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.format('pg_catalog, %I, pg_temp', n.nspname), true)
+        FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+        WHERE e.extname OPERATOR(pg_catalog.=) 'vector';
+END $$;
+
 CREATE OR REPLACE FUNCTION pxt.openai_embeddings(
     input       text,
     model       text,
@@ -48,6 +64,7 @@ return srv.batch.call("openai_embeddings", (input, model, dimensions, params, co
 $py$;
 COMMENT ON FUNCTION pxt.openai_embeddings(text, text, integer, jsonb, integer, double precision, integer, boolean) IS
   'Embedding of input from an OpenAI-compatible API (sent in multi-input requests when batched)';
+SET LOCAL search_path TO pg_catalog, pg_temp;  -- pinned again (see above)
 
 INSERT INTO pxt.batched_functions (func, batch_func) VALUES
   ('pxt.openai_chat_completions(jsonb, text, double precision, integer, jsonb, jsonb, integer, integer, double precision, integer, boolean)',
@@ -57,7 +74,7 @@ INSERT INTO pxt.batched_functions (func, batch_func) VALUES
 ON CONFLICT DO NOTHING;
 
 CREATE OR REPLACE FUNCTION pxt.vacuum_cache(older_than interval DEFAULT NULL, func text DEFAULT NULL)
-RETURNS bigint LANGUAGE sql AS $$
+RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     WITH gone AS (
         DELETE FROM pxt.ai_cache c
         WHERE (older_than IS NULL OR coalesce(c.last_hit_at, c.created_at) < now() - older_than)

@@ -1,6 +1,15 @@
 -- Embedding functions and embedding indexes (logic in pixelgres.server.embeddings; user docs in
 -- docs/embeddings.md). Every embedding function returns an L2-normalised vector.
 
+-- pgvector's schema on the search path, after pg_catalog, for the statements that name `vector`
+-- (down to pxt.embed; see 30_openai.sql)
+DO $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.format('pg_catalog, %I, pg_temp', n.nspname), true)
+        FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+        WHERE e.extname OPERATOR(pg_catalog.=) 'vector';
+END $$;
+
 -- functions ----------------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION pxt.sentence_transformer(input text, model text DEFAULT 'all-MiniLM-L6-v2')
 RETURNS vector LANGUAGE plpython3u STRICT AS $py$
@@ -93,6 +102,7 @@ return embeddings.embed(tbl, column, query, index)
 $py$;
 COMMENT ON FUNCTION pxt.embed(text, text, text, text) IS
   'The query''s embedding computed with the embedding index of tbl.column: ORDER BY <vector column> <=> pxt.embed(...) LIMIT k';
+SET LOCAL search_path TO pg_catalog, pg_temp;  -- pinned again
 
 CREATE OR REPLACE FUNCTION pxt.search(tbl text, "column" text, query text, k integer DEFAULT 5,
     filter text DEFAULT NULL, index text DEFAULT NULL, ef_search integer DEFAULT NULL,
@@ -120,7 +130,8 @@ COMMENT ON FUNCTION pxt.hybrid_search(text, text, text, integer, text, text, tex
 
 -- keeping the catalog in step with plain DDL: a dropped vector column ends its index; a dropped
 -- HNSW index leaves the embedding column (searches become exact scans)
-CREATE OR REPLACE FUNCTION pxt._embedding_on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION pxt._embedding_on_drop() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
     FOR r IN SELECT objid, objsubid, object_type FROM pg_event_trigger_dropped_objects()

@@ -129,7 +129,7 @@ COMMENT ON FUNCTION pxt.refresh_view(text) IS 'Rebuild an iterator view''s joine
 
 CREATE OR REPLACE FUNCTION pxt.views()
 RETURNS TABLE (name text, storage regclass, base regclass, iterator text, rows bigint)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
     FOR r IN SELECT v.* FROM pxt.iterator_views v ORDER BY v.view_schema, v.view_name LOOP
@@ -156,7 +156,8 @@ $py$;
 
 -- Both return at once when no iterator view is concerned; a role that may not read the
 -- catalog owns no iterator view, so its DDL is none of their business either.
-CREATE OR REPLACE FUNCTION pxt._iter_on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION pxt._iter_on_ddl() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE ids oid[];
 BEGIN
     SELECT array_agg(DISTINCT objid) INTO ids FROM pg_event_trigger_ddl_commands() WHERE objid IS NOT NULL;
@@ -170,7 +171,8 @@ BEGIN
     PERFORM pxt._iter_sync(ids);
 END $$;
 
-CREATE OR REPLACE FUNCTION pxt._iter_on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION pxt._iter_on_drop() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE ids oid[];
 BEGIN
     SELECT array_agg(objid) INTO ids FROM pg_event_trigger_dropped_objects() WHERE object_type IN ('table', 'view');

@@ -36,16 +36,17 @@ GRANT SELECT ON ALL TABLES IN SCHEMA pxt TO pxt_reader;
 GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pxt TO pxt_user;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA pxt TO pxt_user;
 
--- Pin search_path where no user code runs: event triggers (they run for every role's DDL) and
--- small SQL helpers. Functions that evaluate users' expressions (add_computed_column,
--- recompute_columns, ...) must not pin it: the pin would apply inside users' own functions.
+-- Every SQL and PL/pgSQL function declares its search_path in its CREATE FUNCTION (SET
+-- search_path = pg_catalog, pg_temp; tests/test_pgspot.py checks it), except the four that
+-- evaluate users' expressions (sql/functions/20_tables.sql): the pin would apply inside users'
+-- own functions. Safety net for what runs for other roles: event triggers (every role's DDL)
+-- and SECURITY DEFINER functions get the pin here even if a declaration were missing.
 DO $$
 DECLARE f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'pxt'::regnamespace
              AND p.prolang IN (SELECT oid FROM pg_language WHERE lanname IN ('sql', 'plpgsql'))
-             AND (p.prorettype = 'event_trigger'::regtype OR p.prosecdef
-                  OR p.proname IN ('_clean_error', '_error_info', 'version', 'list_tables', '_owns')) LOOP
+             AND (p.prorettype = 'event_trigger'::regtype OR p.prosecdef) LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
     END LOOP;
 END $$;

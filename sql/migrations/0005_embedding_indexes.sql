@@ -27,5 +27,6 @@ COMMENT ON TABLE pxt.embedding_indexes IS 'pixelgres: embedding indexes (compute
 SELECT pg_catalog.pg_extension_config_dump('pxt.embedding_indexes', '');
 
 -- replaced by sql/functions/40_embeddings.sql
-CREATE FUNCTION pxt._embedding_on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+CREATE FUNCTION pxt._embedding_on_drop() RETURNS event_trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$ BEGIN END $$;
 CREATE EVENT TRIGGER pxt_embedding_on_drop ON sql_drop EXECUTE FUNCTION pxt._embedding_on_drop();

@@ -13,8 +13,10 @@ CREATE TABLE pxt.iterator_views (
 COMMENT ON TABLE pxt.iterator_views IS 'pixelgres: iterator views (frames, chunks, segments) and their storage tables';
 SELECT pg_catalog.pg_extension_config_dump('pxt.iterator_views', '');
 
-CREATE FUNCTION pxt._iter_on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
-CREATE FUNCTION pxt._iter_on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+CREATE FUNCTION pxt._iter_on_ddl() RETURNS event_trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$ BEGIN END $$;
+CREATE FUNCTION pxt._iter_on_drop() RETURNS event_trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$ BEGIN END $$;
 -- named to sort before pxt_on_ddl / pxt_on_drop: event triggers fire in name order, and a
 -- dropped storage must be cleaned up while pxt.tables still lists it
 CREATE EVENT TRIGGER pxt_iter_on_ddl ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'ALTER VIEW')
