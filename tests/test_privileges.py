@@ -38,6 +38,15 @@ def test_user_builds_and_versions_own_tables(roles):
     u.execute("SELECT pxt.create_snapshot('u_space.snap', 'u_space.t')")
     assert u.execute("SELECT count(*) FROM pxt.history('u_space.t')").fetchone()[0] == 3
     assert u.execute("SELECT sum(y) FROM u_space.t").fetchone()[0] == 6
+    # the snapshot outlives a revert of its version (its overlay is the user's), and a plain
+    # DROP VIEW takes the overlay along
+    assert u.execute("SELECT pxt.revert('u_space.t')").fetchone()[0] == 1
+    assert u.execute("SELECT sum(y) FROM u_space.snap").fetchone()[0] == 6
+    assert u.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'pxt_internal' AND tablename LIKE 'snap_%' "
+                     "AND tableowner = current_user").fetchone()[0] == 1
+    u.execute("DROP VIEW u_space.snap")
+    assert u.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'pxt_internal' "
+                     "AND tablename LIKE 'snap_%'").fetchone()[0] == 0
 
 
 def test_reader_reads_but_cannot_write(roles):
@@ -76,6 +85,32 @@ def test_other_users_tables_and_catalog_are_protected(roles):
     b.execute("INSERT INTO a_space.t (x) VALUES (7)")
     assert a.execute("SELECT inserts FROM pxt.history('a_space.t') WHERE version = 2").fetchone()[0] == 1
     assert a.execute("SELECT y FROM a_space.t").fetchone()[0] == 8
+
+
+def test_feature_catalogs_are_owner_written_and_drops_clean_up(roles):
+    a, b = roles["user"], roles["user2"]
+    a.execute("SELECT pxt.create_table('f_space.docs', '{\"body\": \"string\"}')")
+    a.execute("SELECT pxt.add_embedding_index('f_space.docs', 'body', embedding => 'pxt.test_embedding(dims => 8)')")
+    a.execute("SELECT pxt.create_table('f_space.videos', '{\"video\": \"video\"}')")
+    a.execute("SELECT pxt.create_view('f_space.frames', 'f_space.videos', 'pxt.frame_iterator(video, fps => 1)')")
+    a.execute("SELECT pxt.create_table('f_space.plain', '{\"x\": \"int\"}')")
+    docs = a.execute("SELECT 'f_space.docs'::regclass::oid").fetchone()[0]
+    # b reads a's rows in the feature catalogs (metadata, like pg_class) but cannot change them
+    assert b.execute("SELECT count(*) FROM pxt.embedding_indexes WHERE relid::oid = %s", (docs,)).fetchone()[0] == 1
+    assert b.execute("DELETE FROM pxt.embedding_indexes WHERE relid::oid = %s", (docs,)).rowcount == 0
+    assert b.execute("UPDATE pxt.iterator_views SET call = 'pxt.frame_iterator(video, fps => 99)'").rowcount == 0
+    assert a.execute("SELECT call FROM pxt.iterator_views").fetchone()[0] == "pxt.frame_iterator(video, fps => 1)"
+    # a drops everything, with pxt.drop_table and with plain DROP TABLE: no catalog row survives
+    # (row-level security must not hide the rows of objects that no longer exist from the cleanup)
+    owned = "SELECT count(*) FROM pxt.tables WHERE created_by = current_user"
+    assert a.execute(owned).fetchone()[0] >= 4
+    a.execute("SELECT pxt.drop_table('f_space.frames')")
+    a.execute("SELECT pxt.drop_table('f_space.videos')")
+    a.execute("SELECT pxt.drop_table('f_space.docs')")
+    a.execute("DROP TABLE f_space.plain")
+    assert a.execute(owned).fetchone()[0] == 0
+    assert a.execute("SELECT count(*) FROM pxt.embedding_indexes WHERE relid::oid = %s", (docs,)).fetchone()[0] == 0
+    assert a.execute("SELECT count(*) FROM pxt.iterator_views").fetchone()[0] == 0
 
 
 def test_nobody_and_admin_only(roles):

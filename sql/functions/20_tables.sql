@@ -244,6 +244,18 @@ BEGIN
     END LOOP;
 END $$;
 
+-- The catalog rows of relations a DROP removed. Row-level security lets a role change only the
+-- rows of relations it owns, and a dropped relation has no owner left to check, so this runs as
+-- the extension's owner; it can only remove rows of what pg_event_trigger_dropped_objects()
+-- reports (it fails outside a sql_drop event trigger). Deleting from pxt.tables cascades to
+-- column_defs, versions, embedding_indexes and iterator_views.
+CREATE OR REPLACE FUNCTION pxt._forget_dropped() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM pxt.tables WHERE relid::oid IN
+        (SELECT objid FROM pg_event_trigger_dropped_objects() WHERE object_type IN ('table', 'view'));
+END $$;
+
 CREATE OR REPLACE FUNCTION pxt._on_drop() RETURNS event_trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
@@ -257,13 +269,15 @@ BEGIN
         RAISE EXCEPTION 'columns of managed tables are dropped with pxt.drop_column (it keeps their history)'
             USING ERRCODE = '0A000';
     END IF;
-    FOR r IN SELECT objid FROM pg_event_trigger_dropped_objects() WHERE object_type = 'view'
-             AND objid IN (SELECT relid FROM pxt.tables WHERE kind = 'snapshot') LOOP
-        DELETE FROM pxt.tables WHERE relid = r.objid;
+    -- a snapshot's overlay (rows it took over from reverted versions) goes with it
+    FOR r IN SELECT t.vkey FROM pg_event_trigger_dropped_objects() d
+             JOIN pxt.tables t ON t.relid::oid = d.objid WHERE d.object_type = 'view' AND t.kind = 'snapshot' LOOP
+        IF to_regclass(format('pxt_internal.%I', 'snap_' || r.vkey)) IS NOT NULL THEN
+            EXECUTE format('DROP TABLE pxt_internal.%I', 'snap_' || r.vkey);
+        END IF;
     END LOOP;
     FOR r IN SELECT t.relid::oid AS objid, t.vkey FROM pg_event_trigger_dropped_objects() d
              JOIN pxt.tables t ON t.relid::oid = d.objid WHERE d.object_type = 'table' LOOP
-        DELETE FROM pxt.tables WHERE relid = r.objid;
         IF to_regprocedure(format('pxt_internal.%I()', 'row_' || r.vkey)) IS NOT NULL THEN
             EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'row_' || r.vkey);
         END IF;
@@ -277,6 +291,7 @@ BEGIN
             EXECUTE format('DROP TABLE pxt_internal.%I CASCADE', 'hist_' || r.vkey);
         END IF;
     END LOOP;
+    PERFORM pxt._forget_dropped();
 END $$;
 
 CREATE OR REPLACE FUNCTION pxt._sync(rel oid) RETURNS void LANGUAGE plpython3u AS $py$

@@ -18,9 +18,17 @@ def _check_extension_version() -> None:
     except ImportError:  # outside a backend: tools and tests importing pure helpers
         return
     rows = plpy.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pixelgres'")
-    if rows and rows[0]["extversion"] != __version__:
-        raise RuntimeError(f"the pixelgres extension in this database is version {rows[0]['extversion']} and "
-                           f"its server Python is {__version__}: run ALTER EXTENSION pixelgres UPDATE")
+    ext = rows[0]["extversion"] if rows else __version__
+    if ext == __version__:
+        return
+    try:
+        newer = tuple(map(int, __version__.split("."))) > tuple(map(int, ext.split(".")))
+    except ValueError:
+        newer = False
+    fix = ("run ALTER EXTENSION pixelgres UPDATE" if newer else
+           f"install pixelgres {ext}'s server Python (make install), or update the extension")
+    raise RuntimeError(f"the pixelgres extension in this database is version {ext} and its server Python "
+                       f"is version {__version__}: {fix}")
 
 
 _check_extension_version()

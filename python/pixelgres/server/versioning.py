@@ -218,6 +218,10 @@ def _keep_snapshot(snap: dict, oid: int, v: int, data_version: bool) -> None:
         defs = "".join(f", {q(c['name'])} {c['type']}" for c in cols)
         plpy.execute(f"CREATE TABLE {ov} (_pxt_rowid bigint PRIMARY KEY, _pxt_present boolean NOT NULL{defs})")
         plpy.execute(f"COMMENT ON TABLE {ov} IS {lit(f'pixelgres: rows of snapshot {view} no longer in its base history')}")
+        # the snapshot's owner owns its rows (and drops them with it); replacing the view below
+        # needs that ownership anyway
+        owner = one("SELECT relowner::regrole::text AS o FROM pg_class WHERE oid = $1", snap["oid"], types=["oid"])["o"]
+        plpy.execute(f"ALTER TABLE {ov} OWNER TO {owner}")
     vs = str(int(v))
     if data_version:
         ids = [r["id"] for r in plpy.execute(
