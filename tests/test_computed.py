@@ -120,7 +120,8 @@ def test_update_recomputes_only_dependents(db):
     db.execute("SELECT pxt.add_computed_column('u', 'fa', 'count_a(a)')")
     db.execute("SELECT pxt.add_computed_column('u', 'fb', 'count_b(b)')")
     db.execute("INSERT INTO u (a, b) SELECT g, 's' || g FROM generate_series(1, 20) g")
-    calls = lambda: db.execute("SELECT (SELECT last_value FROM calls_a), (SELECT last_value FROM calls_b)").fetchone()
+    def calls():
+        return db.execute("SELECT (SELECT last_value FROM calls_a), (SELECT last_value FROM calls_b)").fetchone()
     before = calls()
     db.execute("UPDATE u SET b = b || '!' WHERE a <= 5")
     after = calls()

@@ -8,7 +8,6 @@ Documents are generated too (PDF with reportlab, HTML, Markdown), and audio (a t
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import wave

@@ -94,3 +94,26 @@ def test_install_keeps_callers_search_path_and_finds_pgvector_anywhere(db):
     assert {"openai_embeddings", "sentence_transformer", "e5_small", "image_features", "test_embedding",
             "embed"} <= set(returns)
     assert db.execute("SELECT pxt.test_embedding('hello world', 4) IS NOT NULL").fetchone()[0]
+
+
+def test_upgrade_scripts_are_clean(tmp_path):
+    """The upgrade from each frozen release, with one more exemption: PS002 (CREATE OR REPLACE of
+    a function in a schema the script did not create) is safe here because the schema is pxt,
+    which the extension owns and in which no other role may create anything."""
+    flags = ["--ignore-lang", "plpython3u", "--ignore", "PS002"]
+    for proc in UNPINNED:
+        flags += ["--proc-without-search-path", proc]
+    releases = sorted((ROOT / "sql" / "releases").glob("pixelgres--*.sql"))
+    assert releases
+    for rel in releases:
+        out = tmp_path / f"{rel.stem}--{__version__}.sql"
+        subprocess.run([sys.executable, str(ROOT / "extension" / "build_sql.py"), "--version", __version__,
+                        "--upgrade-from", str(rel), "--out", str(out)], check=True, cwd=ROOT / "extension")
+        r = pgspot(*flags, str(out))
+        assert "Errors: 0 Warnings: 0 Unknown: 0" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_no_role_but_the_owner_may_create_in_pxt(db):
+    assert db.execute("SELECT count(*) FROM aclexplode((SELECT nspacl FROM pg_namespace WHERE nspname = 'pxt')) a "
+                      "WHERE a.privilege_type = 'CREATE' AND a.grantee <> "
+                      "(SELECT nspowner FROM pg_namespace WHERE nspname = 'pxt')").fetchone()[0] == 0

@@ -1,5 +1,4 @@
 """Versioning: history, revert, snapshots, time travel, retention — checked against a model."""
-import json
 
 import psycopg
 import pytest
