@@ -429,3 +429,26 @@ def test_system_columns_are_not_writable(db):
     assert db.execute("SELECT _pxt_rowid, _pxt_v, a FROM sc ORDER BY 1").fetchall() == [(1, 1, 2), (2, 1, 3)]
     assert [r[0] for r in db.execute("SELECT version FROM pxt.history('sc')")] == [2, 1, 0]
     assert at(db, "sc", 1) == {1: {"a": 1}, 2: {"a": 2}}
+
+
+def test_errors_carry_specific_sqlstates(db):
+    """SQL clients can branch on the SQLSTATE, not on the message text."""
+    db.execute("SELECT pxt.create_table('st', '{\"a\": \"int\"}')")
+    db.execute("CREATE TABLE plain_t (a int)")
+    cases = [
+        ("SELECT pxt.revert('st')", psycopg.errors.ObjectNotInPrerequisiteState),    # at version 0
+        ("SELECT pxt.revert('nope')", psycopg.errors.UndefinedTable),
+        ("SELECT pxt.revert('plain_t')", psycopg.errors.WrongObjectType),             # not managed
+        ("SELECT pxt.drop_column('st', 'zz')", psycopg.errors.UndefinedColumn),
+        ("SELECT pxt.add_column('st', 'a', 'int')", psycopg.errors.DuplicateColumn),
+        ("SELECT pxt.create_table('st', '{\"b\": \"int\"}')", psycopg.errors.DuplicateTable),
+    ]
+    for query, error in cases:
+        with pytest.raises(error):
+            db.execute(query)
+    db.execute("INSERT INTO st (a) VALUES (1)")
+    db.execute("SELECT pxt.create_snapshot('st_s', 'st')")
+    with pytest.raises(psycopg.errors.DependentObjectsStillExist):
+        db.execute("SELECT pxt.drop_table('st')")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="pins version 1"):
+        db.execute("SELECT pxt.revert('st', if_pinned => 'error')")

@@ -376,7 +376,7 @@ def _column(oid: int, column: str) -> dict:
               "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
               oid, column, types=["oid", "name"])
     if row is None:
-        _fail(f"column {column!r} does not exist in {qualified(oid)}")
+        _fail(f"column {column!r} does not exist in {qualified(oid)}", sqlstate="42703")
     is_media = row["nspname"] == "pxt" and row["typname"] in ("image", "video", "audio", "document")
     row["media"] = row["typname"] if is_media else None
     return row

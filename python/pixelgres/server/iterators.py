@@ -152,7 +152,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
             drop_view(full)
         else:
             _fail(f"relation {name!r} already exists",
-                       hint="if_exists => 'ignore' or 'replace'" if resolve(full) else None)
+                       hint="if_exists => 'ignore' or 'replace'" if resolve(full) else None, sqlstate="42P07")
     base = _base_oid(base_name)
     base_full = qualified(base)
     call = _normalise_call(call, base)
@@ -162,7 +162,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
     if len(store_rel.encode()) > 63:
         _fail(f"view name {rel!r} is too long (its storage table {store_rel!r} must fit in 63 bytes)")
     if one("SELECT to_regclass($1) IS NOT NULL AS e", store_full)["e"]:
-        _fail(f"cannot create view {name!r}: its storage table {schema}.{store_rel} already exists")
+        _fail(f"cannot create view {name!r}: its storage table {schema}.{store_rel} already exists", sqlstate="42P07")
     ensure_schema(schema)
 
     # 1. the iterator over the base, typed and dependency-tracked by PostgreSQL
@@ -249,7 +249,7 @@ def expand_existing(storage: int) -> int:
 def drop_view(name: str) -> None:
     storage = resolve(name)
     if storage is None:
-        _fail(f"{name!r} is not an iterator view", hint="drop tables with pxt.drop_table")
+        _fail(f"{name!r} is not an iterator view", hint="drop tables with pxt.drop_table", sqlstate="42809")
     from . import tables
 
     tables.drop_table(qualified(storage))  # the sql_drop event trigger removes the rest

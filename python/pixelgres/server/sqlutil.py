@@ -55,7 +55,7 @@ def regclass(name: str) -> int:
     row = one("SELECT c.oid::int AS oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
               "WHERE n.nspname = $1 AND c.relname = $2", schema, table)
     if row is None:
-        _fail(f"table {name!r} does not exist")
+        _fail(f"table {name!r} does not exist", sqlstate="42P01")
     return row["oid"]
 
 

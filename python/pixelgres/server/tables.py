@@ -52,7 +52,8 @@ def managed(name: str) -> int:
             return storage
         exists = one("SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL AS e", schema, table)["e"]
         _fail(f"table {name!r} is not managed by pixelgres" if exists else f"table {name!r} does not exist",
-                   hint="adopt an existing table with pxt.manage()" if exists else None)
+                   hint="adopt an existing table with pxt.manage()" if exists else None,
+                   sqlstate="42809" if exists else "42P01")
     return row["oid"]
 
 
@@ -71,7 +72,7 @@ def create_table(name: str, schema_json: str, if_exists: str = "error") -> str:
         if if_exists == "replace":
             drop_table(full)
         else:
-            _fail(f"table {name!r} already exists", hint="if_exists => 'ignore' or 'replace'")
+            _fail(f"table {name!r} already exists", hint="if_exists => 'ignore' or 'replace'", sqlstate="42P07")
     cols = []
     for c, t in spec.items():
         check_column_name(c)
@@ -92,9 +93,9 @@ def manage(name: str) -> str:
     row = one("SELECT c.oid::int AS oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
               "WHERE n.nspname = $1 AND c.relname = $2", schema, table)
     if row is None:
-        _fail(f"table {name!r} does not exist")
+        _fail(f"table {name!r} does not exist", sqlstate="42P01")
     if row["relkind"] not in ("r",):
-        _fail(f"{name!r} is not a plain table")
+        _fail(f"{name!r} is not a plain table", sqlstate="42809")
     oid = row["oid"]
     if one("SELECT 1 AS x FROM pxt.tables WHERE relid = $1", oid, types=["oid"]):
         return full
@@ -196,7 +197,7 @@ def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort
         if if_exists == "ignore":
             return name
         if if_exists != "replace":
-            _fail(f"column {name!r} already exists in {full}", hint="if_exists => 'ignore' or 'replace'")
+            _fail(f"column {name!r} already exists in {full}", hint="if_exists => 'ignore' or 'replace'", sqlstate="42701")
         drop_column(full, name)
     view = exprs.create_view(oid, full, expr)
     info = exprs.analyze(oid, view, expr)
@@ -221,7 +222,7 @@ def drop_column(table: str, name: str) -> None:
     row = one("SELECT attnum, expr_view::text AS v FROM pxt.column_defs WHERE relid = $1 AND name = $2 "
               "AND dropped_at IS NULL", oid, name, types=["oid", "name"])
     if row is None:
-        _fail(f"column {name!r} does not exist in {full}")
+        _fail(f"column {name!r} does not exist in {full}", sqlstate="42703")
     users = [r["name"] for r in plpy.execute(plpy.prepare(
         "SELECT name FROM pxt.column_defs WHERE relid = $1 AND $2 = ANY(deps) AND dropped_at IS NULL "
         "AND name <> $2 ORDER BY position", ["oid", "name"]), [oid, name])]
@@ -258,7 +259,7 @@ def rename_column(table: str, old: str, new: str) -> str:
     oid = managed(table)
     if not one("SELECT 1 AS x FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL",
                oid, old, types=["oid", "name"]):
-        _fail(f"column {old!r} does not exist in {qualified(oid)}")
+        _fail(f"column {old!r} does not exist in {qualified(oid)}", sqlstate="42703")
     plpy.execute(f"ALTER TABLE {qualified(oid)} RENAME COLUMN {q(old)} TO {q(check_column_name(new))}")
     return new
 
@@ -270,7 +271,7 @@ def drop_table(table: str, force: bool = False) -> None:
         "SELECT relid::text AS s FROM pxt.tables WHERE kind = 'snapshot' AND base = $1", ["oid"]), [oid])]
     if snaps and not force:
         _fail(f"cannot drop {full}: snapshots {', '.join(snaps)} read it",
-                   hint="drop them first, or pxt.drop_table(name, force => true) to drop them too")
+                   hint="drop them first, or pxt.drop_table(name, force => true) to drop them too", sqlstate="2BP01")
     for s_ in snaps:
         versioning.drop_snapshot(s_)
     plpy.execute(f"DROP TABLE {full} CASCADE")  # the event trigger cleans the catalog
@@ -286,7 +287,7 @@ def check_recompute(oid: int, cols: list[str]) -> str:
         _fail("name at least one computed column to recompute")
     for c in cols:
         if c not in known:
-            _fail(f"{c!r} is not a computed column of {full}")
+            _fail(f"{c!r} is not a computed column of {full}", sqlstate="42809")
     return full
 
 
@@ -310,7 +311,7 @@ def alter_computed_column(table: str, name: str, expr: str, on_error: str | None
     row = one("SELECT on_error, expr FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL AND expr IS NOT NULL",
               oid, name, types=["oid", "name"])
     if row is None:
-        _fail(f"{name!r} is not a computed column of {qualified(oid)}")
+        _fail(f"{name!r} is not a computed column of {qualified(oid)}", sqlstate="42809")
     on_error = on_error or row["on_error"]
     full = qualified(oid)
     view = exprs.create_view(oid, full, expr)

@@ -169,11 +169,11 @@ def revert(oid: int, if_pinned: str = "materialize") -> int:
     table = qualified(oid)
     v = one("SELECT version FROM pxt.tables WHERE relid = $1 FOR UPDATE", oid, types=["oid"])["version"]
     if v == 0:
-        _fail(f"cannot revert {table}: it is at version 0, there is nothing to undo")
+        _fail(f"cannot revert {table}: it is at version 0, there is nothing to undo", sqlstate="55000")
     snaps = _pinning_snapshots(oid, v)
     if snaps and if_pinned == "error":
         _fail(f"cannot revert {table} past version {v}: snapshot {snaps[0]['s']} pins version {snaps[0]['pins']}",
-              hint="drop the snapshot first (pxt.drop_snapshot), or revert with if_pinned => 'materialize'")
+              hint="drop the snapshot first (pxt.drop_snapshot), or revert with if_pinned => 'materialize'", sqlstate="55000")
     entry = one("SELECT change_type, schema_change FROM pxt.versions WHERE relid = $1 AND version = $2",
                 oid, v, types=["oid", "int"])
     if entry is None:
@@ -379,7 +379,7 @@ def drop_snapshot(name: str) -> None:
     full = f"{q(schema)}.{q(rel)}"
     r = one("SELECT vkey FROM pxt.tables WHERE kind = 'snapshot' AND relid = to_regclass($1)", full)
     if r is None:
-        _fail(f"{name!r} is not a snapshot")
+        _fail(f"{name!r} is not a snapshot", sqlstate="42809")
     plpy.execute(f"DROP VIEW {full}")
     plpy.execute(f"DROP TABLE IF EXISTS {overlay_name(r['vkey'])}")
 
@@ -409,7 +409,7 @@ def vacuum_history(oid: int, keep, older_than) -> dict:
     snap = one("SELECT min(pins) AS v FROM pxt.tables WHERE kind = 'snapshot' AND base = $1", oid, types=["oid"])["v"]
     if snap is not None and snap < cutoff:
         _fail(f"cannot vacuum {table} history before version {cutoff}: a snapshot pins version {snap}",
-                   hint="drop the snapshot or keep more versions")
+                   hint="drop the snapshot or keep more versions", sqlstate="55000")
     old = one("SELECT retained_from FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["retained_from"]
     if cutoff <= old:
         return {"retained_from": old, "rows_removed": 0}
