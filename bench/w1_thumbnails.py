@@ -21,80 +21,18 @@ the server functions follows.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import psycopg
+from _cluster import Timing, bench_dir, cluster, connect, readable_dir, timed, timed_backend
+from _media import H, W, write_photos
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
-from pixelgres.cluster import Cluster  # noqa: E402
-
-W, H = 1024, 768
 THUMB = (256, 256)
 QUALITY = 90  # pixelgres stores derived JPEGs at quality 90; the plain loop does the same
 TARGET = 1.5
-
-
-def photo_like(i: int) -> Image.Image:
-    """A 1024x768 RGB image with smooth gradients, a few soft shapes and sensor-like noise."""
-    rng = np.random.default_rng(i)
-    h, w = H // 8, W // 8  # compose the smooth part at low resolution, then upscale
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32) * 8
-    img = np.empty((h, w, 3), np.float32)
-    for c in range(3):
-        a, b, p = rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25), rng.uniform(0, 6.28)
-        img[..., c] = 128 + a * (x - W / 2) + b * (y - H / 2) + 40 * np.sin(x / rng.uniform(40, 160) + p)
-    for _ in range(6):  # soft blobs ("objects")
-        cx, cy, r = rng.uniform(0, W), rng.uniform(0, H), rng.uniform(40, 200)
-        img += np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None] * rng.uniform(-90, 90, 3)
-    base = np.array(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").resize((W, H), Image.BICUBIC))
-    for _ in range(5):  # hard-edged shapes: the edges real photos have
-        x0, y0 = int(rng.integers(0, W - 64)), int(rng.integers(0, H - 64))
-        base[y0:y0 + int(rng.integers(32, 300)), x0:x0 + int(rng.integers(32, 300))] = rng.integers(0, 256, 3)
-    noise = rng.integers(-12, 13, (H, W, 3), dtype=np.int16)  # texture: the entropy decoder has work to do
-    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
-
-
-def generate(d: Path, n: int, seed: int = 0) -> list[Path]:
-    paths = []
-    for i in range(n):
-        p = d / f"photo_{i:05d}.jpg"
-        photo_like(seed + i).save(p, "JPEG", quality=85)
-        os.chmod(p, 0o644)
-        paths.append(p)
-    return paths
-
-
-class Timing:
-    """Wall time, and CPU time of the process doing the work (this one, or the backend)."""
-
-    def __init__(self, pid: int | None = None):
-        self.pid = pid
-
-    def _cpu(self) -> float:
-        if self.pid is None:
-            return time.process_time()
-        try:
-            with open(f"/proc/{self.pid}/stat") as f:  # utime + stime, in clock ticks
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:  # the backend is not a local process we can see
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), self._cpu()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.wall0, self._cpu() - self.cpu0
 
 
 def plain_thumbnails(paths: list[Path], out: Path) -> Timing:
@@ -110,12 +48,6 @@ def plain_rotate(paths: list[Path], out: Path) -> Timing:
         for p in paths:
             with Image.open(p) as im:
                 im.rotate(90).save(out / f"r_{p.stem}.jpg", "JPEG", quality=QUALITY)
-    return t
-
-
-def timed(conn, query, params=None) -> Timing:
-    with Timing(conn.info.backend_pid) as t:
-        conn.execute(query, params)
     return t
 
 
@@ -147,42 +79,20 @@ def main() -> int:
     args = ap.parse_args()
     n, reps = args.n, args.repeat
 
-    base = Path(tempfile.mkdtemp(prefix="pixelgres-bench-w1-"))
-    os.chmod(base, 0o755)
-    files = base / "files"
-    files.mkdir()
-    os.chmod(files, 0o755)
-    out = base / "plain_out"
-    out.mkdir()
-    cluster = None
-    try:
+    with bench_dir("w1", args.keep) as base:
+        files, out = readable_dir(base / "files"), readable_dir(base / "plain_out")
         t = time.perf_counter()
-        sets = []
-        for r in range(reps):  # disjoint sets: no repeat finds its results already in the store
-            d = files / f"set{r}"
-            d.mkdir()
-            os.chmod(d, 0o755)
-            sets.append(generate(d, n, seed=r * n))
-        warm = files / "warmup.jpg"
-        photo_like(10**6).save(warm, "JPEG", quality=85)
-        os.chmod(warm, 0o644)
+        # disjoint sets: no repeat finds its results already in the store
+        sets = [write_photos(readable_dir(files / f"set{r}"), n, seed=r * n) for r in range(reps)]
+        warm = write_photos(readable_dir(files / "warm"), 1, seed=10**6)[0]
         sizes = [p.stat().st_size for ps in sets for p in ps]
         print(f"generated {reps} x {n} {W}x{H} JPEGs ({sum(sizes) / len(sizes) / 1024:.0f} KiB avg) "
               f"in {time.perf_counter() - t:.1f}s", flush=True)
 
-        cluster = Cluster(base / "home", settings={
-            "pixelgres.allowed_roots": f"'{files}'",
-            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-            "shared_buffers": "256MB",
-        }).start()
-        dsn = cluster.ensure_database("bench")
-
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with cluster(base, files, args.keep) as dsn, connect(dsn) as conn:
             # warm the backend: the first pixelgres call imports the server Python and Pillow
-            t = time.perf_counter()
-            conn.execute("SELECT pxt.resize(%s, 8, 8)", (str(warm),))
-            print(f"backend warm-up (server Python + Pillow import, one resize): {time.perf_counter() - t:.2f}s")
-
+            print("backend warm-up (server Python + Pillow import, one resize): "
+                  f"{timed(conn, 'SELECT pxt.resize(%s, 8, 8)', (str(warm),)):.2f}s")
             thumbs, rotates = [], []
             for r, paths in enumerate(sets):
                 tbl = f"w1.photos{r}"
@@ -190,8 +100,8 @@ def main() -> int:
                 t_plain = plain_thumbnails(paths, out)
                 conn.execute(f"""SELECT pxt.create_table('{tbl}', '{{"image": "image", "name": "string"}}')""")
                 conn.execute(f"SELECT pxt.add_computed_column('{tbl}', 'thumb', 'pxt.resize(image, 256, 256)')")
-                t_pxt = timed(conn, f"INSERT INTO {tbl} (image, name) SELECT p, 'p' || i FROM unnest(%s::text[]) "
-                                    "WITH ORDINALITY AS u(p, i)", ([str(p) for p in paths],))
+                t_pxt = timed_backend(conn, f"INSERT INTO {tbl} (image, name) SELECT p, 'p' || i "
+                                      "FROM unnest(%s::text[]) WITH ORDINALITY AS u(p, i)", ([str(p) for p in paths],))
                 got = conn.execute(f"SELECT count(*), count(thumb), count(DISTINCT thumb) FROM {tbl}").fetchone()
                 assert got == (n, n, n), got
                 w, h = conn.execute(f"SELECT pxt.width(thumb), pxt.height(thumb) FROM {tbl} LIMIT 1").fetchone()
@@ -200,7 +110,8 @@ def main() -> int:
 
                 # (c): backfill of a second computed column over the existing rows
                 t_plain_rot = plain_rotate(paths, out)
-                t_pxt_rot = timed(conn, f"SELECT pxt.add_computed_column('{tbl}', 'rotated', 'pxt.rotate(image, 90)')")
+                t_pxt_rot = timed_backend(
+                    conn, f"SELECT pxt.add_computed_column('{tbl}', 'rotated', 'pxt.rotate(image, 90)')")
                 got = conn.execute(f"SELECT count(rotated), count(DISTINCT rotated) FROM {tbl}").fetchone()
                 assert got == (n, n), got
                 rotates.append((t_pxt_rot, t_plain_rot))
@@ -211,13 +122,6 @@ def main() -> int:
 
             if not args.no_breakdown:
                 breakdown(conn, sets[0], out)
-    finally:
-        if cluster and not args.keep:
-            cluster.destroy()
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 
@@ -233,13 +137,13 @@ def breakdown(conn, paths: list[Path], out: Path) -> None:
         ("pxt.resize 256x256 (draft decode+resize+encode)", "SELECT count(pxt.resize(p, 256, 256)) FROM unnest(%s::text[]) p"),
         ("pxt.rotate 90 (decode+rotate+encode)", "SELECT count(pxt.rotate(p, 90)) FROM unnest(%s::text[]) p"),
     ]:
-        t = timed(conn, q, arr)
+        t = timed_backend(conn, q, arr)
         print(f"  {label:50s} {t.wall / n * 1000:7.2f} ms")
     # the same INSERT into a table whose input column is plain text: no media validation
     # (255 wide, so no result is already in the store)
     conn.execute("""SELECT pxt.create_table('w1.unchecked', '{"image": "string"}')""")
     conn.execute("SELECT pxt.add_computed_column('w1.unchecked', 'thumb', 'pxt.resize(image::pxt.image, 255, 256)')")
-    t = timed(conn, "INSERT INTO w1.unchecked (image) SELECT unnest(%s::text[])", arr)
+    t = timed_backend(conn, "INSERT INTO w1.unchecked (image) SELECT unnest(%s::text[])", arr)
     t_plain = plain_thumbnails(paths, out)
     print(f"  {'INSERT + thumbnail, input not validated (text)':50s} {t.wall / n * 1000:7.2f} ms "
           f"({t_plain.wall / t.wall:.2f}x plain PIL measured next to it)")

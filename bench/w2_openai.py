@@ -21,31 +21,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
-import time
 import uuid
-from pathlib import Path
 
-import psycopg
+from _cluster import backend_cpu, bench_dir, cluster, connect, timed
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
-from pixelgres.cluster import Cluster  # noqa: E402
-from pixelgres.testing.openai_server import OpenAIServer, max_overlap  # noqa: E402
+from pixelgres.testing.openai_server import OpenAIServer, max_overlap
 
 TARGET_SPEEDUP = 15.0
 TARGET_RPM = 5000.0
-
-
-def backend_cpu(pid: int) -> float:
-    """CPU seconds (user + system) the backend has used, from /proc (local cluster only)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
 
 
 def chat_column(conn, table: str, concurrency: int) -> None:
@@ -56,10 +40,8 @@ def chat_column(conn, table: str, concurrency: int) -> None:
 
 
 def insert(conn, table: str, n: int, tag: str) -> float:
-    t = time.perf_counter()
-    conn.execute(f"INSERT INTO {table} (prompt) SELECT %s || ' question ' || g FROM generate_series(1, %s) g",
-                 (tag, n))
-    dt = time.perf_counter() - t
+    dt = timed(conn, f"INSERT INTO {table} (prompt) SELECT %s || ' question ' || g FROM generate_series(1, %s) g",
+               (tag, n))
     done = conn.execute(f"SELECT count(response) FROM {table} WHERE prompt LIKE %s", (tag + " %",)).fetchone()[0]
     assert done == n, f"{done} of {n} rows computed"
     return dt
@@ -74,35 +56,25 @@ def main() -> int:
     ap.add_argument("--seq", type=int, default=10, help="requests of the measured sequential baseline (default 10)")
     args = ap.parse_args()
 
-    base = Path(tempfile.mkdtemp(prefix="pixelgres-bench-w2-"))
-    os.chmod(base, 0o755)
-    cluster = None
     server = OpenAIServer().start()
     try:
-        cluster = Cluster(base / "home", settings={
-            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "shared_buffers": "256MB",
-        }).start()
-        dsn = cluster.ensure_database("bench")
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with bench_dir("w2") as base, cluster(base) as dsn, connect(dsn) as conn:
             conn.execute("SELECT set_config('pixelgres.openai_base_url', %s, false)", (server.base_url,))
             conn.execute("SET pixelgres.allowed_url_hosts = '127.0.0.1'")
             conn.execute("SELECT set_config('pixelgres.openai_api_key', 'sk-bench', false)")
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
             print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-            t = time.perf_counter()
-            conn.execute("""SELECT pxt.openai_chat_completions('[{"role": "user", "content": "warm up"}]', 'gpt-4o-mini',
-                            use_cache => false)""")
-            print(f"backend warm-up (server Python, openai client, first request): {time.perf_counter() - t:.2f}s")
+            t = timed(conn, """SELECT pxt.openai_chat_completions('[{"role": "user", "content": "warm up"}]',
+                               'gpt-4o-mini', use_cache => false)""")
+            print(f"backend warm-up (server Python, openai client, first request): {t:.2f}s")
 
             # (a) latency-bound ----------------------------------------------------------------
             server.reset()
             server.latency = args.latency
             seq = []
             for i in range(args.seq):  # one request per statement: what a row-at-a-time loop pays
-                t = time.perf_counter()
-                conn.execute("SELECT pxt.openai_chat_completions(jsonb_build_array(jsonb_build_object("
-                             "'role', 'user', 'content', %s::text)), 'gpt-4o-mini')", (f"seq {uuid.uuid4()}",))
-                seq.append(time.perf_counter() - t)
+                seq.append(timed(conn, "SELECT pxt.openai_chat_completions(jsonb_build_array(jsonb_build_object("
+                                 "'role', 'user', 'content', %s::text)), 'gpt-4o-mini')", (f"seq {uuid.uuid4()}",)))
             per_request = sum(seq) / len(seq)
             chat_column(conn, "w2.latency", args.concurrency)
             server.reset()
@@ -149,18 +121,13 @@ def main() -> int:
                          f"$$pxt.openai_embeddings(text, 'text-embedding-3-small', concurrency => {args.concurrency})$$)")
             server.reset()
             tag = uuid.uuid4().hex
-            t = time.perf_counter()
-            conn.execute("INSERT INTO w2.emb (text) SELECT %s || ' some sentence number ' || g "
-                         "FROM generate_series(1, %s) g", (tag, args.m))
-            t_emb = time.perf_counter() - t
+            t_emb = timed(conn, "INSERT INTO w2.emb (text) SELECT %s || ' some sentence number ' || g "
+                                "FROM generate_series(1, %s) g", (tag, args.m))
             assert conn.execute("SELECT count(e) FROM w2.emb").fetchone()[0] == args.m
             print(f"W2 embeddings, {args.m} rows: {t_emb:.2f}s = {args.m / t_emb:,.0f} inputs/s "
                   f"in {server.count()} multi-input requests")
     finally:
         server.stop()
-        if cluster:
-            cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

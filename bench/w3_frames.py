@@ -23,38 +23,30 @@ and a plain loop with PyAV's frame threading switched on. The backend is warmed 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import av
 import numpy as np
-import psycopg
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
-from pixelgres.cluster import Cluster  # noqa: E402
+from _cluster import bench_dir, cluster, connect, readable_dir, timed
+from _media import write_video
 
 W, H, RATE = 640, 480, 30
 QUALITY = 90
 TARGETS = {"fps=1": 1.0, "all frames": 1.5}
 
 
-def generate(path: Path, seconds: int) -> None:
+def frames(seconds: int):
+    """Scrolling gradient, three moving rectangles and light noise."""
     rng = np.random.default_rng(7)
     x = np.linspace(0, 1, 2 * W, dtype=np.float32)
     y = np.linspace(0, 1, H, dtype=np.float32)[:, None]
     bg = np.stack([200 * x[None, :] * (1 - y) + 30, 180 * y + 40 * x[None, :], 120 + 80 * np.sin(6 * x)[None, :] * y],
                   axis=-1).astype(np.uint8)
     noise = [rng.integers(-10, 11, (H, W, 3), dtype=np.int16) for _ in range(4)]
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=RATE)
-    s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-    s.options = {"preset": "veryfast", "crf": "23"}
     for i in range(seconds * RATE):
         off = (i * 3) % W
         img = bg[:, off:off + W].astype(np.int16) + noise[i % 4]
@@ -62,13 +54,7 @@ def generate(path: Path, seconds: int) -> None:
             cx = int((W - 120) * (0.5 + 0.5 * np.sin(i / (25 + 10 * k) + k)))
             cy = int((H - 90) * (0.5 + 0.5 * np.cos(i / (35 + 7 * k) + 2 * k)))
             img[cy:cy + 90, cx:cx + 120] = color
-        frame = av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24")
-        for p in s.encode(frame):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    os.chmod(path, 0o644)
+        yield np.clip(img, 0, 255).astype(np.uint8)
 
 
 def plain(path: Path, out: Path, fps: float | None, threads: bool = False) -> tuple[float, int]:
@@ -95,12 +81,6 @@ def wipe(media: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def timed(conn, query, params=None) -> float:
-    t = time.perf_counter()
-    conn.execute(query, params)
-    return time.perf_counter() - t
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=60, help="video length (default 60)")
@@ -108,41 +88,22 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp directory (cluster + files)")
     args = ap.parse_args()
 
-    base = Path(tempfile.mkdtemp(prefix="pixelgres-bench-w3-"))
-    os.chmod(base, 0o755)
-    files = base / "files"
-    files.mkdir()
-    os.chmod(files, 0o755)
-    cluster = None
-    try:
+    with bench_dir("w3", args.keep) as base:
+        files = readable_dir(base / "files")
         video = files / "w3.mp4"
         t = time.perf_counter()
-        generate(video, args.seconds)
+        write_video(video, frames(args.seconds), W, H, RATE, {"preset": "veryfast", "crf": "23"})
         with av.open(str(video)) as c:
             s = c.streams.video[0]
             n_frames, keys = s.frames, sum(1 for p in c.demux(s) if p.is_keyframe)
         print(f"generated {args.seconds} s {W}x{H} {RATE} fps H.264: {n_frames} frames, {keys} keyframes, "
               f"{video.stat().st_size * 8 / args.seconds / 1e6:.1f} Mbit/s, in {time.perf_counter() - t:.1f}s", flush=True)
         warm = files / "warm.mp4"
-        with av.open(str(warm), "w") as c:
-            s = c.add_stream("libx264", rate=RATE)
-            s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-            for i in range(5):
-                for p in s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")):
-                    c.mux(p)
-            for p in s.encode():
-                c.mux(p)
-        os.chmod(warm, 0o644)
+        write_video(warm, (np.zeros((48, 64, 3), np.uint8) for _ in range(5)), 64, 48, RATE)
 
-        cluster = Cluster(base / "home", settings={
-            "pixelgres.allowed_roots": f"'{files}'",
-            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "shared_buffers": "256MB",
-        }).start()
-        dsn = cluster.ensure_database("bench")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            t = time.perf_counter()
-            conn.execute("SELECT count(*) FROM pxt.frame_iterator(%s)", (str(warm),))
-            print(f"backend warm-up (server Python + PyAV import): {time.perf_counter() - t:.2f}s")
+        with cluster(base, files, args.keep) as dsn, connect(dsn) as conn:
+            print("backend warm-up (server Python + PyAV import): "
+                  f"{timed(conn, 'SELECT count(*) FROM pxt.frame_iterator(%s)', (str(warm),)):.2f}s")
             conn.execute("""SELECT pxt.create_table('w3.v1', '{"video": "video"}')""")
             conn.execute("SELECT pxt.create_view('w3.frames_1fps', 'w3.v1', 'pxt.frame_iterator(video, fps => 1)')")
             conn.execute("""SELECT pxt.create_table('w3.v2', '{"video": "video"}')""")
@@ -178,13 +139,6 @@ def main() -> int:
                       f"plain loop with frame threading {t_thr:.2f}s; runs: pixelgres "
                       f"{', '.join(f'{x:.2f}' for x in t_pxts)}, plain {', '.join(f'{x:.2f}' for x in t_plains)}",
                       flush=True)
-    finally:
-        if cluster and not args.keep:
-            cluster.destroy()
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

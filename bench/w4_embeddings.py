@@ -24,23 +24,17 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
-
-import psycopg
 
 # The same OpenMP setting the backend uses (pixelgres.server.embeddings._threads_env): idle
 # threads sleep rather than spin. Without it a loaded machine slows the direct side several-fold,
 # which would flatter pixelgres.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+from _cluster import Timing, bench_dir, cluster, connect  # noqa: E402
+
 from pixelgres import __version__  # noqa: E402
-from pixelgres.cluster import Cluster  # noqa: E402
 
 INGEST_TARGET = 1.1
 QUERY_TARGET = 1.1
@@ -106,31 +100,6 @@ class DirectE5:
         return self.model.query(text)
 
 
-class Timing:
-    """Wall time and CPU time, of this process (all threads) or of a backend (by pid): on a
-    loaded machine CPU time is the steadier measure of the work done."""
-
-    def __init__(self, pid: int | None = None):
-        self.pid = pid
-
-    def _cpu(self) -> float:
-        if self.pid is None:
-            return time.process_time()
-        try:
-            with open(f"/proc/{self.pid}/stat") as f:  # utime + stime of all threads, clock ticks
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), self._cpu()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.wall0, self._cpu() - self.cpu0
-
-
 def vec(v) -> str:
     return "[" + ",".join("%.9g" % x for x in v) + "]"
 
@@ -155,7 +124,7 @@ def memory(pid: int) -> dict:
 
 
 def bench_memory(dsn: str, model, texts: list[str]) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect(dsn) as conn:
         pid = conn.info.backend_pid
         conn.execute("SELECT pxt.test_embedding('boot the server Python', 8)")
         m0 = memory(pid)
@@ -277,14 +246,8 @@ def main() -> int:
     args = ap.parse_args()
     texts = make_texts(args.n, 1)
     queries = [f"{q}?" for q in make_texts(args.queries, 2)]
-    base = Path(tempfile.mkdtemp(prefix="pixelgres-bench-w4-"))
-    os.chmod(base, 0o755)
-    cluster = None
     results = []
-    try:
-        cluster = Cluster(base / "home", settings={
-            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "shared_buffers": "256MB"}).start()
-        dsn = cluster.ensure_database("bench")
+    with bench_dir("w4", args.keep) as base, cluster(base, keep=args.keep) as dsn:
         print(f"cluster up; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}", flush=True)
         models = {"st": DirectST, "e5": DirectE5}
         chosen = [models[m.strip()] for m in args.models.split(",") if m.strip()]
@@ -296,7 +259,7 @@ def main() -> int:
             model = cls()
             model.docs(["warm up the direct model"])
             print(f"{cls.name}: direct model loaded in {time.perf_counter() - t:.2f}s", flush=True)
-            with psycopg.connect(dsn, autocommit=True) as conn:
+            with connect(dsn) as conn:
                 conn.execute("CREATE SCHEMA IF NOT EXISTS w4")
                 conn.execute(f"SELECT pxt.{cls.fn}('warm up the backend model')")
                 results.append(bench_ingest(conn, model, texts, args.repeat))
@@ -305,13 +268,6 @@ def main() -> int:
                 print(results[-1], flush=True)
         print("\nsummary (load average now %.2f):" % os.getloadavg()[0])
         print("\n".join(results))
-    finally:
-        if cluster and not args.keep:
-            cluster.destroy()
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -5,18 +5,11 @@ Targets: versioned <= 1.3x the unmanaged time; revert times within 2x of each ot
     .venv/bin/python bench/w5_versioning.py [--rows 100000] [--batch 1000]
 """
 import argparse
-import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _cluster import bench_cluster  # noqa: E402
+from _cluster import bench_dir, cluster, connect, timed
 
-
-def timed(conn, sql, params=None):
-    t = time.perf_counter()
-    conn.execute(sql, params)
-    return time.perf_counter() - t
+# this bench's own settings (full-page writes on, more shared buffers)
+SETTINGS = {"fsync": "off", "synchronous_commit": "off", "shared_buffers": "512MB"}
 
 
 def workload(conn, table, rows, batch):
@@ -33,7 +26,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
     a = ap.parse_args()
-    with bench_cluster() as (conn, _):
+    with bench_dir("w5") as base, cluster(base, settings=SETTINGS) as dsn, connect(dsn) as conn:
         best = {}
         for r in range(a.rounds):  # alternate, keep the best: robust to a busy machine
             # the same table unmanaged: same columns, and a primary key as any real table has

@@ -22,36 +22,19 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _cluster import bench_dir, cluster, readable_dir
+from _media import H, W, write_photos
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
-import pixelgres as pxt  # noqa: E402
-from pixelgres.cluster import Cluster  # noqa: E402
+import pixelgres as pxt
 
-W, H = 1024, 768
 TARGET = 1.0
-
-
-def photo_like(i: int) -> Image.Image:
-    """Smooth gradients plus shapes plus sensor-like noise, so decoding costs what a photo's does."""
-    rng = np.random.default_rng(i)
-    y, x = np.mgrid[0:H // 8, 0:W // 8].astype(np.float32) * 8
-    img = np.stack([128 + rng.uniform(-0.2, 0.2) * (x - W / 2) + rng.uniform(-0.2, 0.2) * (y - H / 2)
-                    + 40 * np.sin(x / rng.uniform(40, 160)) for _ in range(3)], -1)
-    base = np.array(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).resize((W, H), Image.BICUBIC))
-    for _ in range(5):
-        x0, y0 = int(rng.integers(0, W - 64)), int(rng.integers(0, H - 64))
-        base[y0:y0 + int(rng.integers(32, 300)), x0:x0 + int(rng.integers(32, 300))] = rng.integers(0, 256, 3)
-    noise = rng.integers(-12, 13, (H, W, 3), dtype=np.int16)
-    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
 
 
 class FilesDataset(Dataset):
@@ -84,56 +67,50 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="pxt-w6-"))
-    os.chmod(base, 0o755)
-    shared = base / "files"
-    shared.mkdir()
-    os.chmod(shared, 0o777)
-    private = Path(tempfile.mkdtemp(prefix="pxt-w6-private-"))
-    os.chmod(private, 0o700)
-    cluster = Cluster(base / "home", settings={"pixelgres.allowed_roots": f"'{shared}'", "fsync": "off"}).start()
-    try:
-        print(f"W6: {args.n} {W}x{H} JPEGs, DataLoader batch_size=16 num_workers={args.workers}, best of {args.repeat}")
-        paths = []
-        for i in range(args.n):
-            p = shared / f"img{i:04d}.jpg"
-            photo_like(i).save(p, quality=90)
-            shutil.copy(p, private / p.name)
-            paths.append(str(p))
-        pxt.init(cluster.ensure_database("w6"))
-        by_path = pxt.create_table("by_path", {"image": pxt.Image, "label": pxt.Int})
-        by_path.insert([{"image": p, "label": i} for i, p in enumerate(paths)], show_progress=False)
-        stored = pxt.create_table("stored", {"image": pxt.Image, "label": pxt.Int})
-        st = stored.insert([{"image": str(private / Path(p).name), "label": i} for i, p in enumerate(paths)],
-                           show_progress=False)
-        assert st.uploaded_files == args.n
+    with bench_dir("w6") as base:
+        shared = readable_dir(base / "files", 0o777)
+        private = readable_dir(base / "private", 0o700)  # the server may not read it: inserts upload
+        with cluster(base, shared, settings={"fsync": "off"}) as dsn:
+            print(f"W6: {args.n} {W}x{H} JPEGs, DataLoader batch_size=16 num_workers={args.workers}, "
+                  f"best of {args.repeat}")
+            paths = [str(p) for p in write_photos(shared, args.n, quality=90, blobs=False)]
+            for p in paths:
+                shutil.copy(p, private)
+            pxt.init(dsn)
+            try:
+                run(args, paths, private)
+            finally:
+                from pixelgres.client import session
 
-        sets = {"base": FilesDataset(paths),
-                "path": by_path.select(by_path.image, by_path.label).to_pytorch_dataset(),
-                "store": stored.select(stored.image, stored.label).to_pytorch_dataset()}
-        epoch(FilesDataset(paths[:32]), args.workers)  # warm the page cache and the worker start path
-        times: dict[str, list] = {k: [] for k in sets}
-        for _ in range(args.repeat):  # interleaved, so a busy moment of the machine hits all three alike
-            for k, ds in sets.items():
-                t, n = epoch(ds, args.workers)
-                assert n == args.n, (k, n)
-                times[k].append(t)
-        t_base, t_path, t_store = (min(times[k]) for k in ("base", "path", "store"))
-        print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-        print(f"  baseline (torch Dataset + PIL)        {t_base:7.2f} s  {args.n / t_base:7.1f} img/s")
-        print(f"  pixelgres, path references            {t_path:7.2f} s  {args.n / t_path:7.1f} img/s  "
-              f"ratio {t_base / t_path:.2f}x (target >= {TARGET}x)")
-        print(f"  pixelgres, media store (via server)   {t_store:7.2f} s  {args.n / t_store:7.1f} img/s  "
-              f"ratio {t_base / t_store:.2f}x")
-    finally:
-        from pixelgres.client import session
-
-        if session._current is not None:
-            session._current.close()
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(private, ignore_errors=True)
+                if session._current is not None:
+                    session._current.close()
     return 0
+
+
+def run(args, paths: list[str], private: Path) -> None:
+    by_path = pxt.create_table("by_path", {"image": pxt.Image, "label": pxt.Int})
+    by_path.insert([{"image": p, "label": i} for i, p in enumerate(paths)], show_progress=False)
+    stored = pxt.create_table("stored", {"image": pxt.Image, "label": pxt.Int})
+    st = stored.insert([{"image": str(private / Path(p).name), "label": i} for i, p in enumerate(paths)],
+                       show_progress=False)
+    assert st.uploaded_files == args.n
+    sets = {"base": FilesDataset(paths),
+            "path": by_path.select(by_path.image, by_path.label).to_pytorch_dataset(),
+            "store": stored.select(stored.image, stored.label).to_pytorch_dataset()}
+    epoch(FilesDataset(paths[:32]), args.workers)  # warm the page cache and the worker start path
+    times: dict[str, list] = {k: [] for k in sets}
+    for _ in range(args.repeat):  # interleaved, so a busy moment of the machine hits all three alike
+        for k, ds in sets.items():
+            t, n = epoch(ds, args.workers)
+            assert n == args.n, (k, n)
+            times[k].append(t)
+    t_base, t_path, t_store = (min(times[k]) for k in ("base", "path", "store"))
+    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(f"  baseline (torch Dataset + PIL)        {t_base:7.2f} s  {args.n / t_base:7.1f} img/s")
+    print(f"  pixelgres, path references            {t_path:7.2f} s  {args.n / t_path:7.1f} img/s  "
+          f"ratio {t_base / t_path:.2f}x (target >= {TARGET}x)")
+    print(f"  pixelgres, media store (via server)   {t_store:7.2f} s  {args.n / t_store:7.1f} img/s  "
+          f"ratio {t_base / t_store:.2f}x")
 
 
 if __name__ == "__main__":
