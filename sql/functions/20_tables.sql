@@ -258,7 +258,7 @@ END $$;
 
 CREATE OR REPLACE FUNCTION pxt._on_drop() RETURNS event_trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE r record;
+DECLARE r record; fn text;
 BEGIN
     -- a plain DROP COLUMN would lose the values that time travel and revert need
     IF coalesce(current_setting('pxt_v.no_log', true), '') <> 'on' AND EXISTS (
@@ -278,15 +278,11 @@ BEGIN
     END LOOP;
     FOR r IN SELECT t.relid::oid AS objid, t.vkey FROM pg_event_trigger_dropped_objects() d
              JOIN pxt.tables t ON t.relid::oid = d.objid WHERE d.object_type = 'table' LOOP
-        IF to_regprocedure(format('pxt_internal.%I()', 'row_' || r.vkey)) IS NOT NULL THEN
-            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'row_' || r.vkey);
-        END IF;
-        IF to_regprocedure(format('pxt_internal.%I()', 'stmt_' || r.vkey)) IS NOT NULL THEN
-            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'stmt_' || r.vkey);
-        END IF;
-        IF to_regprocedure(format('pxt_internal.%I()', 'ver_' || r.vkey)) IS NOT NULL THEN
-            EXECUTE format('DROP FUNCTION pxt_internal.%I()', 'ver_' || r.vkey);
-        END IF;
+        FOREACH fn IN ARRAY ARRAY['row_', 'stmt_', 'ver_'] LOOP  -- its generated trigger functions
+            IF to_regprocedure(format('pxt_internal.%I()', fn || r.vkey)) IS NOT NULL THEN
+                EXECUTE format('DROP FUNCTION pxt_internal.%I()', fn || r.vkey);
+            END IF;
+        END LOOP;
         IF to_regclass(format('pxt_internal.%I', 'hist_' || r.vkey)) IS NOT NULL THEN
             EXECUTE format('DROP TABLE pxt_internal.%I CASCADE', 'hist_' || r.vkey);
         END IF;

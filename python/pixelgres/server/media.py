@@ -107,19 +107,25 @@ def store_bytes(data: bytes, ext: str) -> str:
     ref = f"media://{digest}.{ext}"
     final = store_path(ref)
     if not os.path.exists(final):
-        d = os.path.dirname(final)
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)  # atomic; identical content if two writers race
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(final, data)
     return ref
+
+
+def write_atomic(final: str, data: bytes) -> None:
+    """Write through a ``.tmp-`` file renamed into place: readers never see a partial file, two
+    writers of the same content race harmlessly, and an interrupted write leaves only a temp
+    file (removed here, or by the media vacuum after a crash)."""
+    d = os.path.dirname(final)
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 # --- URLs ----------------------------------------------------------------------------------

@@ -19,13 +19,12 @@ import bisect
 import hashlib
 import io
 import os
-import tempfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import deps
-from .media import MediaError, local_path, media_dir, store_bytes
+from .media import MediaError, local_path, media_dir, store_bytes, write_atomic
 
 av = deps.need("av")
 Image = deps.need("PIL.Image")
@@ -432,17 +431,7 @@ def frame_file(ref: str) -> str:
     final = os.path.join(d, key + ".png")
     if os.path.exists(final):
         return final
-    data = _encode(_decode_at(uri, path, pts), "PNG", 0)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(final, _encode(_decode_at(uri, path, pts), "PNG", 0))
     return final
 
 
