@@ -83,6 +83,7 @@ def main() -> int:
             assert server.count() == args.n, server.count()
             bound = args.n * args.latency
             measured_seq = args.n * per_request
+            server.wait_idle()
             peak = max_overlap(server.requests)
             span = max(r.end for r in server.requests) - min(r.start for r in server.requests)
             speedup = bound / t_pxt
@@ -104,7 +105,7 @@ def main() -> int:
             rpm = args.m / t_rpm * 60
             print(f"W2 throughput, 0 ms latency, {args.m} rows: {t_rpm:.2f}s = {rpm:,.0f} requests/min "
                   f"(target >= {TARGET_RPM:,.0f}{'' if rpm >= TARGET_RPM else ', BELOW TARGET'}; "
-                  f"Pixeltable ~2,000); peak requests in flight {max_overlap(server.requests)}")
+                  f"Pixeltable ~2,000); peak requests in flight {server.wait_idle() or max_overlap(server.requests)}")
             print(f"   backend CPU {cpu / args.m * 1000:.2f} ms per row (request + statement), i.e. a ceiling of "
                   f"{60 / (cpu / args.m):,.0f} rows/min on one free core; the backend had "
                   f"{cpu / t_rpm * 100:.0f}% of a core during the run")

@@ -10,6 +10,7 @@ images, videos...) go under ``server.files``, which is in pixelgres.allowed_root
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -129,3 +130,42 @@ def files(server, request):
     d.mkdir()
     os.chmod(d, 0o777)
     return d
+
+
+class BackendClock:
+    """The retry policy's clock in ``conn``'s backend, switched to virtual time.
+
+    Waits (pauses, bucket refills, backoff) then take no real time and use jitter from a
+    seeded RNG; ``events()`` is the backend's log of them ({"what": "sleep" | "pause" |
+    "admit", "t": virtual seconds, ...}), for assertions on order instead of elapsed time.
+    """
+
+    def __init__(self, conn: psycopg.Connection, seed: int = 7):
+        self.conn = conn
+        conn.execute("SELECT pxt.server_info()")  # boots the server Python in this backend
+        self._run(f"r.use_virtual_clock({int(seed)})")
+
+    def _run(self, code: str) -> None:
+        self.conn.execute(
+            "DO $$\nimport json, pixelgres.server.ratelimit as r\n" + code + "\n$$ LANGUAGE plpython3u")
+
+    def events(self) -> list[dict]:
+        self._run("plpy.execute(plpy.prepare(\"SELECT set_config('pxt_test.clock', $1, false)\", ['text']),"
+                  " [json.dumps(r.CLOCK.events)])")
+        return json.loads(self.conn.execute("SELECT current_setting('pxt_test.clock')").fetchone()[0])
+
+    @staticmethod
+    def admitted_during_a_pause(events: list[dict]) -> list[dict]:
+        """Admissions that happened before the end of a pause announced earlier."""
+        until, bad = float("-inf"), []
+        for e in events:
+            if e["what"] == "pause":
+                until = max(until, e["until"])
+            elif e["what"] == "admit" and e["t"] < until:
+                bad.append(e)
+        return bad
+
+
+@pytest.fixture
+def virtual_clock(db):
+    return BackendClock(db)

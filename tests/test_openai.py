@@ -4,7 +4,6 @@ The backend's real ``openai`` client talks to the test server; every assertion a
 many requests were sent, and when, is made on the server's side.
 """
 import os
-import time
 import uuid
 
 import psycopg
@@ -137,6 +136,7 @@ def test_100_rows_make_concurrent_requests(ai, openai_server):
     assert openai_server.count(CHAT) == 100
     assert db.execute("SELECT count(*) FROM t WHERE r->'choices'->0->'message'->>'content' = 'Echo: ' || q"
                       ).fetchone()[0] == 100
+    openai_server.wait_idle()  # every record has its end
     peak = max_overlap(openai_server.requests)
     assert peak > 1, "requests were sent one after another"
     assert peak <= 32 and openai_server.max_in_flight <= 32  # the default bound
@@ -152,39 +152,55 @@ def test_concurrency_argument_bounds_requests_in_flight(ai, openai_server):
     assert 1 < openai_server.max_in_flight <= 4
 
 
-def test_rate_limit_table_paces_requests(ai, openai_server):
+def admits(events: list[dict]) -> list[float]:
+    return [e["t"] for e in events if e["what"] == "admit"]
+
+
+def test_rate_limit_table_paces_requests(ai, openai_server, virtual_clock):
     db = ai
     db.execute("INSERT INTO pxt.ai_rate_limits VALUES ('slow-model', 120, NULL)")  # 2 per second
     text_table(db, 6)
     db.execute(f"SELECT pxt.add_computed_column('t', 'r', $$pxt.openai_chat_completions({prompt('q')}, 'slow-model')$$)")
-    starts = sorted(r.start for r in openai_server.requests)
-    assert len(starts) == 6
-    # a burst of at most one second's worth (2), then 2 per second: the 3rd to the 6th span ~1.5 s
-    # (the first requests also open connections, so they are not the reference)
-    assert starts[5] - starts[2] >= 1.3
+    assert openai_server.count(CHAT) == 6
+    # a burst of at most one second's worth (2), then 2 per second of (virtual) time:
+    # in any window of w seconds at most 2 + 2 w requests were let through
+    t = admits(virtual_clock.events())
+    assert len(t) == 6 and t == sorted(t)
+    for i in range(6):
+        for j in range(i + 1, 6):
+            assert j - i + 1 <= 2 + 2 * (t[j] - t[i]) + 1e-9, t
+    assert t[5] - t[0] >= 2.0 - 1e-9, t  # 4 requests past the burst need 2 s
 
 
-def test_ratelimit_headers_pause_the_model(ai, openai_server):
+def test_ratelimit_headers_pause_the_model(ai, openai_server, virtual_clock):
     db = ai
     openai_server.extra_headers = {"x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": "0",
                                    "x-ratelimit-reset-requests": "1.5s"}
     db.execute(f"SELECT pxt.openai_chat_completions({prompt(repr('one'))}, 'hdr-model')")
     openai_server.extra_headers = {}
     db.execute(f"SELECT pxt.openai_chat_completions({prompt(repr('two'))}, 'hdr-model')")
-    a, b = openai_server.requests
-    assert b.start - a.end >= 1.3  # the backend waited for the announced reset
+    assert openai_server.count(CHAT) == 2
+    events = [e for e in virtual_clock.events() if e["what"] in ("admit", "pause")]
+    first, pause, second = events  # the announced reset paused the model before the 2nd request
+    assert (first["what"], pause["what"], second["what"]) == ("admit", "pause", "admit")
+    assert pause["seconds"] == 1.5 and second["t"] >= pause["until"] == first["t"] + 1.5
 
 
-def test_429_with_retry_after_then_success(ai, openai_server):
+def test_429_with_retry_after_then_success(ai, openai_server, virtual_clock):
     db = ai
     text_table(db, 3)
     openai_server.fail(429, times=3, retry_after=1, message="Rate limit reached")
     db.execute(f"SELECT pxt.add_computed_column('t', 'r', $$pxt.openai_chat_completions({prompt('q')}, 'm')$$)")
     assert db.execute("SELECT count(r) FROM t").fetchone()[0] == 3
+    openai_server.wait_idle()
     reqs = openai_server.requests
     assert [r.status for r in reqs].count(429) == 3 and [r.status for r in reqs].count(200) == 3
-    last_429 = max(r.end for r in reqs if r.status == 429)
-    assert min(r.start for r in reqs if r.status == 200) - last_429 >= 0.9  # retry-after honoured
+    # retry-after honoured: each 429 paused the model for 1 s, and no request was let through
+    # before a pause announced earlier had ended
+    events = virtual_clock.events()
+    assert [e["seconds"] for e in events if e["what"] == "pause"] == [1.0, 1.0, 1.0]
+    assert sum(1 for e in events if e["what"] == "admit") == 6
+    assert virtual_clock.admitted_during_a_pause(events) == []
 
 
 def test_connection_resets_are_retried(ai, openai_server):
@@ -255,11 +271,9 @@ def test_statement_timeout_cancels_a_waiting_batch(ai, openai_server):
     text_table(db, 2)
     db.execute(f"SELECT pxt.openai_chat_completions({prompt(repr('warm up'))}, 'm')")  # imports done
     openai_server.hang()
-    db.execute("SET statement_timeout = '700ms'")
-    t = time.monotonic()
+    db.execute("SET statement_timeout = '2s'")  # far below the 120 s request timeout
     with pytest.raises(psycopg.Error) as e:
         db.execute(f"SELECT pxt.add_computed_column('t', 'r', $$pxt.openai_chat_completions({prompt('q')}, 'm')$$)")
-    assert time.monotonic() - t < 30  # not the 120 s request timeout
     assert "canceling statement due to statement timeout" in str(e.value)
     assert openai_server.count(CHAT) == 3
     db.execute("RESET statement_timeout")
@@ -426,11 +440,46 @@ def test_parse_duration_and_retry_after():
 
 
 def test_backoff_grows_with_jitter_and_is_capped():
-    for attempt in range(8):
-        d = min(30.0, 0.5 * 2 ** attempt)
-        xs = [ratelimit.backoff(attempt) for _ in range(50)]
-        assert all(d / 2 <= x <= d for x in xs)
-        assert len(set(xs)) > 1
+    ratelimit.use_virtual_clock(3)
+    try:
+        for attempt in range(8):
+            d = min(30.0, 0.5 * 2 ** attempt)
+            xs = [ratelimit.backoff(attempt) for _ in range(50)]
+            assert all(d / 2 <= x <= d for x in xs)
+            assert len(set(xs)) > 1
+    finally:
+        ratelimit.use_real_clock()
+
+
+def test_seeded_jitter_repeats():
+    ratelimit.use_virtual_clock(11)
+    a = [ratelimit.backoff(n) for n in range(6)]
+    ratelimit.use_virtual_clock(11)
+    b = [ratelimit.backoff(n) for n in range(6)]
+    ratelimit.use_real_clock()
+    assert a == b
+
+
+def test_virtual_clock_paces_a_bucket_without_real_time():
+    import asyncio
+
+    clock = ratelimit.use_virtual_clock(0)
+    try:
+        lim = ratelimit.RateLimiter()
+        lim.configure(60, None)  # 1 per second, burst of 1
+
+        async def five():
+            for _ in range(5):
+                await lim.acquire(1)
+        asyncio.run(five())
+        t = [e["t"] for e in clock.events if e["what"] == "admit"]
+        assert t == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0])
+        lim.pause(10)
+        assert lim.delay(1) == pytest.approx(10.0)
+        asyncio.run(lim.acquire(1))
+        assert clock.events[-1] == {"what": "admit", "t": pytest.approx(14.0)}
+    finally:
+        ratelimit.use_real_clock()
 
 
 def test_limiter_learns_limits_and_pauses_from_headers():

@@ -4,13 +4,13 @@ import os
 import signal
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from pixelgres.cluster import Cluster
+from pixelgres.testing.waits import wait_until
 
 
 @pytest.fixture
@@ -48,18 +48,11 @@ def test_kill_backend_mid_insert(own_cluster, files):
             pass
     t = threading.Thread(target=big_insert)
     t.start()
-    deadline = time.time() + 60
-    while time.time() < deadline and sum(1 for _ in media.rglob("*.jpg")) < 20:
-        time.sleep(0.05)  # wait until the insert is well under way (files being written)
+    wait_until(lambda: sum(1 for _ in media.rglob("*.jpg")) >= 20, "the insert to write 20 media files")
     os.kill(pid, signal.SIGKILL)
     t.join(60)
     victim.close()
-    for _ in range(100):  # crash recovery
-        try:
-            conn = psycopg.connect(dsn, autocommit=True)
-            break
-        except psycopg.OperationalError:
-            time.sleep(0.2)
+    conn = wait_until(lambda: psycopg.connect(dsn, autocommit=True), "crash recovery")
     with conn:
         assert conn.execute("SELECT count(*) FROM k").fetchone()[0] == 1  # no partial rows
         for small, turned in conn.execute("SELECT small, turned FROM k"):
@@ -81,14 +74,15 @@ def test_eight_writers_two_snapshot_readers(dsn):
         c.execute("SELECT pxt.add_computed_column('load', 'tag', $$writer || '-' || n$$)")
         c.execute("INSERT INTO load (writer, n) VALUES (-1, 0)")
         c.execute("SELECT pxt.create_snapshot('load_snap', 'load')")
-    stop = time.time() + 8
+    writes = 30  # statements per writer: a fixed amount of work, not a time budget
+    done = threading.Event()
     errors, counts = [], {}
 
     def writer(w):
         try:
             with psycopg.connect(dsn, autocommit=True) as c:
                 n = 0
-                while time.time() < stop:
+                for _ in range(writes):
                     c.execute("INSERT INTO load (writer, n) SELECT %s, g FROM generate_series(%s::int, %s::int) g",
                               (w, n, n + 9))
                     n += 10
@@ -101,7 +95,9 @@ def test_eight_writers_two_snapshot_readers(dsn):
     def reader():
         try:
             with psycopg.connect(dsn, autocommit=True) as c:
-                while time.time() < stop:
+                reads = 0
+                while not done.is_set() or reads < 5:
+                    reads += 1
                     assert c.execute("SELECT count(*) FROM load_snap").fetchone()[0] == 1
                     c.execute("SELECT count(*) FROM pxt.history('load')").fetchone()
         except Exception as e:
@@ -110,9 +106,13 @@ def test_eight_writers_two_snapshot_readers(dsn):
     threads += [threading.Thread(target=reader) for _ in range(2)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(120)
+    for t in threads[:8]:
+        t.join(300)
+    done.set()
+    for t in threads[8:]:
+        t.join(300)
     assert not errors, errors
+    assert sorted(counts) == list(range(8)) and set(counts.values()) == {10 * writes}
     with psycopg.connect(dsn, autocommit=True) as c:
         rows = c.execute("SELECT writer, n, count(*) FROM load WHERE writer >= 0 GROUP BY 1, 2 HAVING count(*) > 1").fetchall()
         assert rows == []  # every row exactly once

@@ -390,7 +390,7 @@ class Runner:
                 if attempt:
                     err = OpenAIError(f"{err} (after {attempt + 1} attempts)")
                 return err
-            await asyncio.sleep(delay if delay is not None else ratelimit.backoff(attempt))
+            await ratelimit.CLOCK.sleep(delay if delay is not None else ratelimit.backoff(attempt))
             attempt += 1
 
 

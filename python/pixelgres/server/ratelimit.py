@@ -7,6 +7,11 @@ second and holds at most one second's worth, so a batch never bursts a minute's 
 once (which is what makes servers answer 429). A request may take more tokens than the
 bucket holds; the bucket then goes into debt and later requests wait it out, so the
 average stays at the limit. Single-threaded asyncio: no locks, no loop-bound objects.
+
+Every wait of the retry policy (pauses, bucket refills, backoff) reads and sleeps on
+``CLOCK`` and draws its jitter from ``RNG``. Tests swap in a ``VirtualClock`` and a seeded
+``random.Random`` (``use_virtual_clock``): waits then take no real time, and what waited,
+and for how long, is a deterministic log instead of a wall-clock measurement.
 """
 from __future__ import annotations
 
@@ -18,6 +23,61 @@ import time
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 MAX_PAUSE = 120.0  # never trust a header to park the backend longer than this
+
+
+class Clock:
+    """Real time: monotonic seconds and asyncio sleeps."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def mark(self, what: str, **detail) -> None:
+        """A point in the retry policy worth a test's look (no-op in real time)."""
+
+
+class VirtualClock(Clock):
+    """Time that moves only when someone sleeps: ``sleep(s)`` advances it by ``s`` at once.
+
+    ``events`` logs every sleep and mark with the virtual time it happened at, so a test can
+    check "nothing was admitted before the pause ended" without reading a wall clock.
+    """
+
+    def __init__(self):
+        self.t = 0.0
+        self.events: list[dict] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        seconds = max(0.0, float(seconds))
+        self.events.append({"what": "sleep", "t": self.t, "seconds": seconds})
+        self.t += seconds
+        await asyncio.sleep(0)
+
+    def mark(self, what: str, **detail) -> None:
+        self.events.append({"what": what, "t": self.t, **detail})
+
+
+CLOCK: Clock = Clock()
+RNG = random.Random()
+
+
+def use_virtual_clock(seed: int = 0) -> VirtualClock:
+    """Tests: a fresh virtual clock and seeded jitter for this backend; forget learned limits."""
+    global CLOCK, RNG
+    CLOCK, RNG = VirtualClock(), random.Random(seed)
+    _LIMITERS.clear()
+    return CLOCK
+
+
+def use_real_clock() -> None:
+    global CLOCK, RNG
+    CLOCK, RNG = Clock(), random.Random()
+    _LIMITERS.clear()
 
 
 def parse_duration(text) -> float | None:
@@ -62,7 +122,7 @@ def retry_after(headers) -> float | None:
 def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     """Exponential backoff with jitter: uniform in [d/2, d], d = min(cap, base * 2**attempt)."""
     d = min(cap, base * (2 ** attempt))
-    return random.uniform(d / 2, d)
+    return RNG.uniform(d / 2, d)
 
 
 class Bucket:
@@ -76,7 +136,7 @@ class Bucket:
         self.per_minute = float(per_minute)
         self.rate = self.per_minute / 60.0
         self.capacity = max(1.0, self.rate)
-        now = time.monotonic()
+        now = CLOCK.now()
         self.level = self.capacity if self.level is None else min(self.level, self.capacity)
         self.stamp = now
 
@@ -125,10 +185,12 @@ class RateLimiter:
 
     def pause(self, seconds: float) -> None:
         """Hold every request of this model for ``seconds`` (a 429's retry-after, a spent quota)."""
-        self.paused_until = max(self.paused_until, time.monotonic() + min(MAX_PAUSE, seconds))
+        seconds = min(MAX_PAUSE, seconds)
+        self.paused_until = max(self.paused_until, CLOCK.now() + seconds)
+        CLOCK.mark("pause", seconds=seconds, until=self.paused_until)
 
     def delay(self, tokens: float) -> float:
-        now = time.monotonic()
+        now = CLOCK.now()
         d = self.paused_until - now
         if self.requests:
             d = max(d, self.requests.wait(1, now))
@@ -141,8 +203,9 @@ class RateLimiter:
             d = self.delay(tokens)
             if d <= 0:
                 break
-            await asyncio.sleep(d)
-        now = time.monotonic()
+            await CLOCK.sleep(d)
+        now = CLOCK.now()
+        CLOCK.mark("admit")
         if self.requests:
             self.requests.take(1, now)
         if self.tokens:
@@ -152,7 +215,7 @@ class RateLimiter:
         """Correct the token bucket once the response says how many tokens were used."""
         if self.tokens and actual is not None:
             if actual > estimated:
-                self.tokens.take(actual - estimated, time.monotonic())
+                self.tokens.take(actual - estimated, CLOCK.now())
             else:
                 self.tokens.give_back(estimated - actual)
 

@@ -9,10 +9,15 @@ unaware. Answers are functions of the request:
 * embeddings: character trigrams of the lower-cased text hashed into ``dimensions`` signed
   buckets (default ``dim``), L2-normalised, so texts that share words are near.
 
-Tests steer it: ``latency`` (seconds per request), ``fail(status, times, retry_after)``,
-``reset_connections(times)``, ``hang(times)``, ``extra_headers`` (e.g. x-ratelimit-*), and
-read what happened: ``requests`` (path, body, auth header, start, end, status), ``count()``,
-``max_in_flight`` (requests being served at the same time), ``images`` (sizes seen).
+Tests steer it by counts, never by clocks: ``fail(status, times, after, retry_after)``,
+``reset_connections(times, after)``, ``hang(times, after)`` act on "the next ``times``
+requests once ``after`` have passed"; a hung request ends when the client gives up (closes
+the connection) or on ``reset()``. ``latency`` (seconds per request) and
+``extra_headers`` (e.g. x-ratelimit-*) are for benches and header tests. Read what
+happened: ``requests`` (path, body, auth header, start, end, status), ``count()``,
+``max_in_flight`` (requests being served at the same time), ``images`` (sizes seen); wait
+on events with ``wait_for(n)`` (n requests arrived) and ``wait_idle()`` (none in flight),
+so a test never reads a request that is still being served.
 
     with OpenAIServer() as s:           # or the pytest fixture ``openai_server``
         s.base_url                      # http://127.0.0.1:<port>/v1
@@ -23,6 +28,7 @@ import base64
 import io
 import json
 import math
+import select
 import socket
 import struct
 import threading
@@ -46,14 +52,15 @@ class Record:
     body: dict
     auth: str | None
     start: float
-    end: float = 0.0
-    status: int = 0
+    end: float | None = None  # None while the request is being served
+    status: int = 0           # -1: reset by the server, 0: client gave up (hung request)
 
 
 @dataclass
 class Fault:
     kind: str                 # 'status' | 'reset' | 'hang'
     remaining: int | None     # None: every request
+    after: int = 0            # let this many matching requests through first
     status: int = 500
     retry_after: float | None = None
     message: str = "injected failure"
@@ -117,12 +124,13 @@ class _Handler(BaseHTTPRequestHandler):
             owner.in_flight += 1
             owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
             fault = owner._take_fault(self.path)
+            owner.changed.notify_all()
         try:
             if owner.latency:
                 time.sleep(owner.latency)
             if fault and fault.kind == "hang":
-                owner._release.wait(owner.hang_seconds)
-                self._reset(rec)
+                if self._hang_until_client_leaves(owner._release):
+                    self._reset(rec)
                 return
             if fault and fault.kind == "reset":
                 self._reset(rec)
@@ -147,9 +155,25 @@ class _Handler(BaseHTTPRequestHandler):
             rec.status = status
             self._send(status, payload)
         finally:
-            rec.end = time.monotonic()
             with owner.lock:
+                rec.end = time.monotonic()
                 owner.in_flight -= 1
+                owner.changed.notify_all()
+
+    def _hang_until_client_leaves(self, release: threading.Event) -> bool:
+        """Block until the client closes the connection (False) or the test releases (True)."""
+        deadline = time.monotonic() + self.server.owner.hang_seconds
+        while not release.is_set() and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.connection], [], [], 0.05)
+            if ready:
+                try:
+                    if not self.connection.recv(1, socket.MSG_PEEK):
+                        self.close_connection = True
+                        return False
+                except OSError:
+                    self.close_connection = True
+                    return False
+        return True
 
     def _reset(self, rec: Record) -> None:
         """Drop the connection with a TCP reset, no response."""
@@ -175,8 +199,10 @@ class OpenAIServer:
     def __init__(self, dim: int = 64, host: str = "127.0.0.1", port: int = 0):
         self.dim = dim
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # notified on every arrival and end
         self._release = threading.Event()
         self.hang_seconds = 60.0
+        self.in_flight = 0
         self._http = _HTTPServer((host, port), _Handler)
         self._http.owner = self
         self._thread: threading.Thread | None = None
@@ -214,28 +240,33 @@ class OpenAIServer:
             self.images: list[tuple[int, int]] = []
             self.latency = 0.0
             self.extra_headers: dict = {}
-            self.in_flight = 0
-            self.max_in_flight = 0
+            self.max_in_flight = self.in_flight  # requests still draining keep counting
         self._release = threading.Event()
 
     def fail(self, status: int = 500, times: int | None = None, retry_after: float | None = None,
-             message: str = "injected failure", path: str | None = None, echo_auth: bool = False) -> None:
-        """Answer the next ``times`` requests (None: all) with HTTP ``status``."""
+             message: str = "injected failure", path: str | None = None, echo_auth: bool = False,
+             after: int = 0) -> None:
+        """Answer the next ``times`` requests (None: all) after ``after`` with HTTP ``status``."""
         with self.lock:
-            self.faults.append(Fault("status", times, status, retry_after, message, path, echo_auth))
+            self.faults.append(Fault("status", times, after, status, retry_after, message, path, echo_auth))
 
-    def reset_connections(self, times: int | None = None, path: str | None = None) -> None:
+    def reset_connections(self, times: int | None = None, path: str | None = None, after: int = 0) -> None:
+        """Drop the next ``times`` requests (after ``after``) with a TCP reset."""
         with self.lock:
-            self.faults.append(Fault("reset", times, path=path))
+            self.faults.append(Fault("reset", times, after, path=path))
 
-    def hang(self, times: int | None = None, path: str | None = None) -> None:
-        """Never answer (until reset() or stop()); the connection is then dropped."""
+    def hang(self, times: int | None = None, path: str | None = None, after: int = 0) -> None:
+        """Never answer the next ``times`` requests (after ``after``): each ends when its client
+        closes the connection, or is dropped on reset()/stop()."""
         with self.lock:
-            self.faults.append(Fault("hang", times, path=path))
+            self.faults.append(Fault("hang", times, after, path=path))
 
     def _take_fault(self, path: str) -> Fault | None:
         for f in self.faults:
-            if f.remaining == 0 or (f.path and f.path != path):
+            if f.remaining == 0 or (f.path and not path.endswith(f.path)):
+                continue
+            if f.after > 0:
+                f.after -= 1
                 continue
             if f.remaining is not None:
                 f.remaining -= 1
@@ -243,6 +274,20 @@ class OpenAIServer:
         return None
 
     # -- observations ------------------------------------------------------------------------
+    def wait_for(self, n: int, path: str | None = None, timeout: float = 60.0) -> None:
+        """Block until ``n`` requests (to ``path``) have arrived; AssertionError on timeout."""
+        def arrived():
+            return sum(1 for r in self.requests if path is None or r.path.endswith(path)) >= n
+        with self.changed:
+            if not self.changed.wait_for(arrived, timeout):
+                raise AssertionError(f"{n} requests to {path or 'any path'} did not arrive within {timeout} s")
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Block until no request is being served, so every record has its end and status."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.in_flight == 0, timeout):
+                raise AssertionError(f"{self.in_flight} requests still in flight after {timeout} s")
+
     def count(self, path: str | None = None) -> int:
         with self.lock:
             return sum(1 for r in self.requests if path is None or r.path.endswith(path))
