@@ -147,7 +147,7 @@ class BackendClock:
 
     def _run(self, code: str) -> None:
         self.conn.execute(
-            "DO $$\nimport json, pixelgres.server.ratelimit as r\n" + code + "\n$$ LANGUAGE plpython3u")
+            "DO $$\nimport json, pixelgres.server.ai.ratelimit as r\n" + code + "\n$$ LANGUAGE plpython3u")
 
     def events(self) -> list[dict]:
         self._run("plpy.execute(plpy.prepare(\"SELECT set_config('pxt_test.clock', $1, false)\", ['text']),"

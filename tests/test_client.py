@@ -625,7 +625,7 @@ def test_create_table_from_a_source_infers_the_schema(px):
 
 
 def test_init_without_dsn_starts_the_embedded_cluster(tmp_path, monkeypatch):
-    from pixelgres.cli import embedded_cluster
+    from pixelgres.cluster import embedded_cluster
 
     monkeypatch.delenv("PIXELGRES_DSN", raising=False)
     monkeypatch.setenv("PIXELGRES_HOME", str(tmp_path / "home"))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from openai_server import max_overlap, openai_server, openai_server_session, trigram_embedding  # noqa: F401
-from pixelgres.server import ratelimit
+from pixelgres.server.ai import ratelimit
 
 KEY = "sk-test-" + uuid.uuid4().hex
 CHAT = "/chat/completions"

@@ -24,7 +24,7 @@ def __getattr__(name: str):
 
         return importlib.import_module(f"{__name__}.functions")
     if name in _CLIENT_NAMES:
-        from . import client
+        from . import client, functions  # noqa: F401 - functions registers expression members
 
         value = getattr(client, name)
         globals()[name] = value  # later accesses skip this function

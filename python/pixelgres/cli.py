@@ -9,18 +9,7 @@ import argparse
 import os
 import sys
 
-from .cluster import Cluster, default_home
-
-
-def embedded_cluster() -> Cluster:
-    home = default_home()
-    c = Cluster(home)
-    if not c.initialized:
-        c = Cluster(home, settings={
-            # where the demo's sample media live; extend with ALTER SYSTEM as superuser
-            "pixelgres.allowed_roots": f"'{home / 'cluster'},/var/lib/pixelgres'",
-        })
-    return c
+from .cluster import embedded_cluster
 
 
 def cmd_up(args) -> int:

@@ -178,3 +178,15 @@ class Cluster:
                             "WHERE extname = 'pixelgres'").fetchone()[0]:
                 conn.execute("ALTER EXTENSION pixelgres UPDATE")
         return self.dsn(dbname)
+
+
+def embedded_cluster() -> Cluster:
+    """The default cluster under $PIXELGRES_HOME: what `pixelgres up` and `pxt.init()` start."""
+    home = default_home()
+    c = Cluster(home)
+    if not c.initialized:
+        c = Cluster(home, settings={
+            # where the demo's sample media live; extend with ALTER SYSTEM as superuser
+            "pixelgres.allowed_roots": f"'{home / 'cluster'},/var/lib/pixelgres'",
+        })
+    return c

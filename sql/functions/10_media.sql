@@ -1,5 +1,5 @@
--- Media store and image functions. Bodies are thin: the work is in pixelgres.server.image
--- and pixelgres.server.media; srv.guard turns a bad media value into a clear SQL error.
+-- Media store and image functions. Bodies are thin: the work is in pixelgres.server.media.image
+-- and pixelgres.server.media.store; srv.guard turns a bad media value into a clear SQL error.
 
 CREATE OR REPLACE FUNCTION pxt._media_dir() RETURNS text
     AS 'MODULE_PATHNAME', 'pxt_media_dir' LANGUAGE C STRICT;
@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION pxt._media_dir() RETURNS text
 CREATE OR REPLACE FUNCTION pxt._validate_media(value text, kind text) RETURNS void
 LANGUAGE plpython3u AS $py$
 #@pxt
-srv.guard(srv.validate_media, value, kind)
+srv.guard(srv.validate.media, value, kind)
 $py$;
 
 CREATE OR REPLACE FUNCTION pxt.store_media(data bytea, ext text DEFAULT 'bin') RETURNS text
@@ -15,14 +15,14 @@ LANGUAGE plpython3u STRICT AS $py$
 #@pxt
 if not ext.isalnum() or len(ext) > 8:
     plpy.error(f"invalid file extension {ext!r}: letters and digits, at most 8", sqlstate="22023")
-return srv.guard(srv.media.store_bytes, data, ext)
+return srv.guard(srv.store.store_bytes, data, ext)
 $py$;
 COMMENT ON FUNCTION pxt.store_media(bytea, text) IS 'Write bytes into the content-addressed media store; returns media://<sha256>.<ext>';
 
 CREATE OR REPLACE FUNCTION pxt.media_path(ref text) RETURNS text
 LANGUAGE plpython3u STRICT AS $py$
 #@pxt
-return srv.guard(srv.media.local_path, ref)
+return srv.guard(srv.resolve.local_path, ref)
 $py$;
 
 -- images ------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
--- Managed tables and computed columns (logic in pixelgres.server.tables / .triggers).
+-- Managed tables and computed columns (logic in pixelgres.server.ddl: tables, triggers).
 --
 -- search_path: every SQL and PL/pgSQL function pins it (SET search_path = pg_catalog, pg_temp)
 -- except the four entry points below that resolve the caller's table names and run the
 -- caller's expressions: add_computed_column, alter_computed_column, recompute_columns and
 -- process_pending. They write rows, which fires the generated triggers, which call users'
 -- own functions; a pinned path would apply inside those and break their unqualified names
--- (see pixelgres.server.triggers), and a procedure with a SET clause cannot COMMIT. They run
+-- (see pixelgres.server.ddl.triggers), and a procedure with a SET clause cannot COMMIT. They run
 -- with the caller's path instead, so their own code names everything with its schema,
 -- operators included (OPERATOR(pg_catalog.=)); tests/test_pgspot.py lists them.
 
@@ -53,7 +53,7 @@ COMMENT ON FUNCTION pxt.status(text) IS 'Exact pending / computed / error counts
 CREATE OR REPLACE FUNCTION pxt._deferred_columns(tbl text) RETURNS TABLE (relid regclass, name name)
 LANGUAGE plpython3u AS $py$
 #@pxt
-oid = srv.tables.managed(tbl) if tbl is not None else None
+oid = srv.catalog.managed(tbl) if tbl is not None else None
 return plpy.execute(plpy.prepare(
     "SELECT relid, name FROM pxt.column_defs WHERE deferred AND dropped_at IS NULL AND ($1::oid IS NULL OR relid = $1) "
     "ORDER BY relid, position", ["oid"]), [oid])
@@ -122,7 +122,7 @@ $py$;
 CREATE OR REPLACE FUNCTION pxt._check_recompute(tbl text, columns text[]) RETURNS regclass
 LANGUAGE plpython3u AS $py$
 #@pxt
-return srv.tables.check_recompute(srv.tables.managed(tbl), list(columns or []))
+return srv.tables.check_recompute(srv.catalog.managed(tbl), list(columns or []))
 $py$;
 
 -- Set-based: one UPDATE per chunk of rowids (progress as NOTICEs on large tables); the row

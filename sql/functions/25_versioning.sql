@@ -1,11 +1,11 @@
--- Versioning: history, revert, snapshots, time travel, retention (pixelgres.server.versioning).
+-- Versioning: history, revert, snapshots, time travel, retention (pixelgres.server.versioning: history, revert, vacuum).
 
 CREATE OR REPLACE FUNCTION pxt.history(tbl text)
 RETURNS TABLE (version integer, created_at timestamptz, "user" name, change_type text,
                inserts bigint, updates bigint, deletes bigint, errors bigint, schema_change jsonb)
 LANGUAGE plpython3u AS $py$
 #@pxt
-oid = srv.tables.managed(tbl)
+oid = srv.catalog.managed(tbl)
 return plpy.execute(plpy.prepare(
     "SELECT version, created_at, created_by AS user, change_type, inserts, updates, deletes, errors, schema_change "
     "FROM pxt.versions WHERE relid = $1 ORDER BY version DESC", ["oid"]), [oid])
@@ -15,7 +15,7 @@ COMMENT ON FUNCTION pxt.history(text) IS 'Versions of a managed table, newest fi
 CREATE OR REPLACE FUNCTION pxt.revert(tbl text, if_pinned text DEFAULT 'materialize') RETURNS integer
 LANGUAGE plpython3u AS $py$
 #@pxt
-return srv.versioning.revert(srv.tables.managed(tbl), if_pinned)
+return srv.revert.revert(srv.catalog.managed(tbl), if_pinned)
 $py$;
 COMMENT ON FUNCTION pxt.revert(text, text) IS
   'Undo the latest version (data or schema); returns the version the table is now at. A snapshot of the undone version keeps its rows (if_pinned => ''materialize'') or the revert is refused (''error'')';
@@ -23,20 +23,20 @@ COMMENT ON FUNCTION pxt.revert(text, text) IS
 CREATE OR REPLACE FUNCTION pxt.create_snapshot(name text, tbl text, version integer DEFAULT NULL)
 RETURNS regclass LANGUAGE plpython3u AS $py$
 #@pxt
-return srv.versioning.create_snapshot(name, srv.tables.managed(tbl), version)
+return srv.history.create_snapshot(name, srv.catalog.managed(tbl), version)
 $py$;
 COMMENT ON FUNCTION pxt.create_snapshot(text, text, integer) IS
   'A read-only view of the table as it was at a version (default: now), unaffected by later changes (reverts included)';
 
 CREATE OR REPLACE FUNCTION pxt.drop_snapshot(name text) RETURNS void LANGUAGE plpython3u AS $py$
 #@pxt
-srv.versioning.drop_snapshot(name)
+srv.history.drop_snapshot(name)
 $py$;
 
 CREATE OR REPLACE FUNCTION pxt.at_version(tbl text, version integer) RETURNS regclass
 LANGUAGE plpython3u AS $py$
 #@pxt
-return srv.versioning.at_version(srv.tables.managed(tbl), version)
+return srv.history.at_version(srv.catalog.managed(tbl), version)
 $py$;
 COMMENT ON FUNCTION pxt.at_version(text, integer) IS
   'Time travel: creates (or replaces) the temporary view "<table>@<version>" with the rows and columns of that version and returns its name';
@@ -44,7 +44,7 @@ COMMENT ON FUNCTION pxt.at_version(text, integer) IS
 CREATE OR REPLACE FUNCTION pxt.rows_at_version(tbl text, version integer) RETURNS SETOF jsonb
 LANGUAGE plpython3u AS $py$
 #@pxt
-sql = srv.versioning.version_sql(srv.tables.managed(tbl), version)
+sql = srv.history.version_sql(srv.catalog.managed(tbl), version)
 return [r["j"] for r in plpy.execute(f"SELECT to_jsonb(v) AS j FROM ({sql}) v ORDER BY v._pxt_rowid")]
 $py$;
 
@@ -52,7 +52,7 @@ CREATE OR REPLACE FUNCTION pxt.vacuum_history(tbl text, keep integer DEFAULT NUL
 RETURNS jsonb LANGUAGE plpython3u AS $py$
 #@pxt
 import json
-return json.dumps(srv.versioning.vacuum_history(srv.tables.managed(tbl), keep, older_than))
+return json.dumps(srv.vacuum.vacuum_history(srv.catalog.managed(tbl), keep, older_than))
 $py$;
 COMMENT ON FUNCTION pxt.vacuum_history(text, integer, interval) IS
   'Forget row versions older than the last keep versions or older_than; refuses versions pinned by snapshots';
@@ -79,7 +79,7 @@ RETURNS jsonb LANGUAGE plpython3u AS $py$
 #@pxt
 import json
 secs = plpy.execute(plpy.prepare("SELECT extract(epoch FROM $1::interval)::float8 AS s", ["text"]), [min_age])[0]["s"]
-return json.dumps(srv.versioning.vacuum_media(secs, dry_run))
+return json.dumps(srv.vacuum.vacuum_media(secs, dry_run))
 $py$;
 REVOKE EXECUTE ON FUNCTION pxt.vacuum_media(interval, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION pxt.vacuum_media(interval, boolean) IS

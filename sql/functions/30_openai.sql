@@ -1,4 +1,4 @@
--- OpenAI-compatible remote functions (logic in pixelgres.server.openai_fns). Both are batched:
+-- OpenAI-compatible remote functions (logic in pixelgres.server.ai.openai_fns). Both are batched:
 -- in a computed column, one statement's rows are sent together, concurrently, with rate
 -- limits, retries and the result cache. Endpoint: pixelgres.openai_base_url (else the
 -- server's OPENAI_BASE_URL, else api.openai.com); key: pixelgres.openai_api_key (else the
@@ -19,7 +19,7 @@ CREATE OR REPLACE FUNCTION pxt.openai_chat_completions(
     use_cache       boolean DEFAULT true)    -- false: neither read nor write pxt.ai_cache
 RETURNS jsonb LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import openai_fns  # registers the batch implementation
+from pixelgres.server.ai import openai_fns  # registers the batch implementation
 if messages is None or model is None:
     return None
 return srv.batch.call("openai_chat_completions", (messages, model, temperature, max_tokens, response_format,
@@ -56,7 +56,7 @@ CREATE OR REPLACE FUNCTION pxt.openai_embeddings(
     use_cache   boolean DEFAULT true)
 RETURNS vector LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import openai_fns  # registers the batch implementation
+from pixelgres.server.ai import openai_fns  # registers the batch implementation
 if input is None or model is None:
     return None
 return srv.batch.call("openai_embeddings", (input, model, dimensions, params, concurrency, timeout,

@@ -1,4 +1,4 @@
--- Embedding functions and embedding indexes (logic in pixelgres.server.embeddings; user docs in
+-- Embedding functions and embedding indexes (logic in pixelgres.server.ai.embeddings; user docs in
 -- docs/embeddings.md). Every embedding function returns an L2-normalised vector.
 
 -- pgvector's schema on the search path, after pg_catalog, for the statements that name `vector`
@@ -14,7 +14,7 @@ END $$;
 CREATE OR REPLACE FUNCTION pxt.sentence_transformer(input text, model text DEFAULT 'all-MiniLM-L6-v2')
 RETURNS vector LANGUAGE plpython3u STRICT AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return srv.batch.call("sentence_transformer", (input, model))
 $py$;
 COMMENT ON FUNCTION pxt.sentence_transformer(text, text) IS
@@ -23,7 +23,7 @@ COMMENT ON FUNCTION pxt.sentence_transformer(text, text) IS
 CREATE OR REPLACE FUNCTION pxt.e5_small(input text, kind text DEFAULT 'passage')
 RETURNS vector LANGUAGE plpython3u STRICT AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return srv.batch.call("e5_small", (input, kind))
 $py$;
 COMMENT ON FUNCTION pxt.e5_small(text, text) IS
@@ -37,7 +37,7 @@ ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION pxt.image_features(img pxt.image) RETURNS vector
 LANGUAGE plpython3u STRICT AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return srv.guard(embeddings.image_features, img)
 $py$;
 COMMENT ON FUNCTION pxt.image_features(pxt.image) IS
@@ -46,7 +46,7 @@ COMMENT ON FUNCTION pxt.image_features(pxt.image) IS
 CREATE OR REPLACE FUNCTION pxt.test_embedding(input text, dims integer DEFAULT 64) RETURNS vector
 LANGUAGE plpython3u IMMUTABLE STRICT AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return embeddings.test_embedding(input, dims)
 $py$;
 COMMENT ON FUNCTION pxt.test_embedding(text, integer) IS
@@ -57,7 +57,7 @@ RETURNS TABLE (function text, model text, dims integer, loads integer, load_seco
                batches bigint, texts bigint, backend_rss_mb double precision)
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return embeddings.models()
 $py$;
 COMMENT ON FUNCTION pxt.embedding_models() IS 'Embedding models this backend has loaded, and its resident memory';
@@ -68,7 +68,7 @@ CREATE OR REPLACE FUNCTION pxt.add_embedding_index(tbl text, "column" text, embe
     name text DEFAULT NULL, query_embedding text DEFAULT NULL, on_error text DEFAULT 'abort')
 RETURNS text LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return embeddings.add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, query_embedding, on_error)
 $py$;
 COMMENT ON FUNCTION pxt.add_embedding_index(text, text, text, text, text, integer, integer, text, text, text) IS
@@ -77,7 +77,7 @@ COMMENT ON FUNCTION pxt.add_embedding_index(text, text, text, text, text, intege
 CREATE OR REPLACE FUNCTION pxt.drop_embedding_index(tbl text, name text) RETURNS void
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 embeddings.drop_index(tbl, name)
 $py$;
 COMMENT ON FUNCTION pxt.drop_embedding_index(text, text) IS 'Drop an embedding index: its vector column and HNSW index';
@@ -87,7 +87,7 @@ RETURNS TABLE ("table" text, name text, source_column name, vector_column name, 
                query_embedding text, metric text, "precision" text, dims integer, index text, params jsonb)
 LANGUAGE plpython3u STABLE AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return embeddings.list_indexes(tbl)
 $py$;
 
@@ -97,7 +97,7 @@ $py$;
 CREATE OR REPLACE FUNCTION pxt.embed(tbl text, "column" text, query text, index text DEFAULT NULL)
 RETURNS vector LANGUAGE plpython3u STABLE AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return embeddings.embed(tbl, column, query, index)
 $py$;
 COMMENT ON FUNCTION pxt.embed(text, text, text, text) IS
@@ -110,7 +110,7 @@ CREATE OR REPLACE FUNCTION pxt.search(tbl text, "column" text, query text, k int
 RETURNS TABLE (rowid bigint, score double precision, distance double precision, "row" jsonb)
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return embeddings.search(tbl, column, query, k, filter, index, ef_search, iterative_scan, max_scan_tuples)
 $py$;
 COMMENT ON FUNCTION pxt.search(text, text, text, integer, text, text, integer, text, integer) IS
@@ -122,7 +122,7 @@ CREATE OR REPLACE FUNCTION pxt.hybrid_search(tbl text, "column" text, query text
 RETURNS TABLE (rowid bigint, score double precision, vector_rank integer, text_rank integer, "row" jsonb)
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import embeddings
+from pixelgres.server.ai import embeddings
 return embeddings.hybrid_search(tbl, column, query, k, filter, index, language, rrf_k, candidates, ef_search)
 $py$;
 COMMENT ON FUNCTION pxt.hybrid_search(text, text, text, integer, text, text, text, double precision, integer, integer) IS

@@ -1,5 +1,5 @@
 -- Iterators (set-returning functions usable on their own) and iterator views kept in step
--- with their base tables (logic in pixelgres.server.video / documents / audio / iterators).
+-- with their base tables (logic in pixelgres.server.media: video, documents, audio; pixelgres.server.iterators.views).
 
 -- video ---------------------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION pxt.frame_iterator(video pxt.video, fps double precision DEFAULT NULL,
@@ -8,7 +8,8 @@ CREATE OR REPLACE FUNCTION pxt.frame_iterator(video pxt.video, fps double precis
 RETURNS TABLE (pos integer, frame_idx integer, pos_msec double precision, pts bigint, key_frame boolean, frame pxt.image)
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import iterators as _it, video as _video
+from pixelgres.server.iterators import views as _it
+from pixelgres.server.media import video as _video
 try:  # the arguments first: a view over an empty table must refuse them at creation too
     _video.check_args(fps, num_frames, keyframes_only or False)
 except ValueError as e:
@@ -25,7 +26,7 @@ CREATE OR REPLACE FUNCTION pxt.extract_frame(video pxt.video, frame_idx integer,
     quality integer DEFAULT 90) RETURNS pxt.image
 LANGUAGE plpython3u STRICT AS $py$
 #@pxt
-from pixelgres.server import video as _video
+from pixelgres.server.media import video as _video
 try:
     return srv.guard(_video.extract, video, frame_idx, format, quality)
 except ValueError as e:
@@ -37,7 +38,7 @@ COMMENT ON FUNCTION pxt.extract_frame(pxt.video, integer, text, integer) IS
 CREATE OR REPLACE FUNCTION pxt.materialize_frame(frame pxt.image, format text DEFAULT 'png', quality integer DEFAULT 90)
 RETURNS pxt.image LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import video as _video
+from pixelgres.server.media import video as _video
 if frame is None:
     return None
 try:
@@ -52,7 +53,7 @@ CREATE OR REPLACE FUNCTION pxt.video_info(video pxt.video) RETURNS jsonb
 LANGUAGE plpython3u STRICT AS $py$
 #@pxt
 import json
-from pixelgres.server import video as _video
+from pixelgres.server.media import video as _video
 return json.dumps(srv.guard(_video.info, video))
 $py$;
 COMMENT ON FUNCTION pxt.video_info(pxt.video) IS 'Width, height, fps, frame count, duration and codec of a video''s first video stream';
@@ -63,7 +64,8 @@ CREATE OR REPLACE FUNCTION pxt.document_splitter(document pxt.document, separato
 RETURNS TABLE (pos integer, text text, title text, heading jsonb, page integer)
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import documents as _doc, iterators as _it
+from pixelgres.server.iterators import views as _it
+from pixelgres.server.media import documents as _doc
 if document is None:
     return []
 return _it.rows(_doc.document_splitter, document, separators, limit, overlap, metadata)
@@ -76,7 +78,8 @@ CREATE OR REPLACE FUNCTION pxt.string_splitter(string text, separators text DEFA
 RETURNS TABLE (pos integer, text text)
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import documents as _doc, iterators as _it
+from pixelgres.server.iterators import views as _it
+from pixelgres.server.media import documents as _doc
 if string is None:
     return []
 return _it.rows(_doc.string_splitter, string, separators)
@@ -89,7 +92,8 @@ CREATE OR REPLACE FUNCTION pxt.audio_splitter(audio pxt.audio, duration double p
 RETURNS TABLE (pos integer, start_time_sec double precision, end_time_sec double precision, segment pxt.audio)
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import audio as _audio, iterators as _it
+from pixelgres.server.iterators import views as _it
+from pixelgres.server.media import audio as _audio
 if audio is None:
     return []
 return _it.rows(_audio.segments, audio, duration, overlap, min_duration, format)
@@ -102,7 +106,7 @@ CREATE OR REPLACE FUNCTION pxt.create_view(name text, base text, iterator text, 
     comment text DEFAULT NULL) RETURNS regclass
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import iterators as _it
+from pixelgres.server.iterators import views as _it
 return _it.create_view(name, base, iterator, if_exists, comment)
 $py$;
 COMMENT ON FUNCTION pxt.create_view(text, text, text, text, text) IS
@@ -112,15 +116,15 @@ COMMENT ON FUNCTION pxt.create_view(text, text, text, text, text) IS
 CREATE OR REPLACE FUNCTION pxt.drop_view(name text) RETURNS void
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import iterators as _it
+from pixelgres.server.iterators import views as _it
 _it.drop_view(name)
 $py$;
 
 CREATE OR REPLACE FUNCTION pxt.refresh_view(name text) RETURNS void
 LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import iterators as _it
-s = _it.resolve(name)
+from pixelgres.server.iterators import views as _it
+s = srv.catalog.iterator_storage(name)
 if s is None:
     plpy.error(f"{name!r} is not an iterator view")
 _it.sync(s)
@@ -144,13 +148,13 @@ COMMENT ON FUNCTION pxt.views() IS 'Iterator views: their storage table, base ta
 -- keeping views in step with DDL ---------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION pxt._iter_sync(ids oid[]) RETURNS void LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import iterators as _it
+from pixelgres.server.iterators import views as _it
 _it.on_ddl(list(ids or []))
 $py$;
 
 CREATE OR REPLACE FUNCTION pxt._iter_dropped(ids oid[], tag text) RETURNS void LANGUAGE plpython3u AS $py$
 #@pxt
-from pixelgres.server import iterators as _it
+from pixelgres.server.iterators import views as _it
 _it.on_drop(list(ids or []), tag)
 $py$;
 

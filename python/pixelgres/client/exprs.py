@@ -202,18 +202,17 @@ class Expr:
                                   "@pxt.udf so the database evaluates it")
 
 
+MEMBERS: dict = {}  # column type -> {name: ("method" | "property", fn)}
+
+
+def register_members(col_type, members: dict) -> None:
+    """Type-specific methods and properties (``img.resize(...)``, ``s.upper()``): the modules of
+    pixelgres.functions that define them register them here when they load."""
+    MEMBERS.setdefault(col_type, {}).update(members)
+
+
 def _member(e: Expr, name: str):
-    """Type-specific methods/properties (image.resize, string.upper, ...), from pixelgres.functions."""
-    table = None
-    if e.col_type == T.Image:
-        from ..functions import image as mod
-        table = mod.MEMBERS
-    elif e.col_type == T.String:
-        from ..functions import string as mod
-        table = mod.MEMBERS
-    elif e.col_type in (T.Video, T.Audio, T.Document):
-        from ..functions import video as mod
-        table = mod.MEMBERS
+    table = MEMBERS.get(e.col_type)
     if table and name in table:
         kind, fn = table[name]
         if kind == "property":

@@ -21,6 +21,7 @@ from .errors import Error, translated
 from .exprs import ident
 from .media import MediaBatch
 from .progress import LazyBar
+from .status import UpdateStatus
 
 BATCH = 500
 
@@ -77,8 +78,6 @@ def _batches(rows, n):
 
 
 def insert(table, source, *, batch_size=None, show_progress=None):
-    from .table import UpdateStatus
-
     s = table._session
     cols = table._columns()
     rows, total, base_dir, from_frame = _rows(source)

@@ -211,7 +211,7 @@ def init(dsn: str | None = None, *, openai_api_key: str | None = None, openai_ba
     global _current
     dsn = dsn or os.environ.get("PIXELGRES_DSN")
     if not dsn:
-        from ..cli import embedded_cluster
+        from ..cluster import embedded_cluster
 
         cluster = embedded_cluster().start()
         dsn = cluster.ensure_database()

@@ -15,30 +15,10 @@ from . import types as T
 from .dialect import to_sql
 from .errors import Error
 from .exprs import ColumnRef, Ctx, Expr, JsonPath, func, ident, lift, literal
+from .insert import insert as _insert_rows
 from .query import Query
 from .resultset import ResultSet
-
-
-@dataclasses.dataclass
-class UpdateStatus:
-    """What an insert/update/delete/add_computed_column did (Pixeltable's ``UpdateStatus``)."""
-
-    num_rows: int = 0
-    num_excs: int = 0
-    updated_cols: list = dataclasses.field(default_factory=list)
-    cols_with_excs: list = dataclasses.field(default_factory=list)
-    errors_by_column: dict = dataclasses.field(default_factory=dict)
-    uploaded_files: int = 0
-    verb: str = "Updated"
-
-    def __str__(self) -> str:
-        s = f"{self.verb} {self.num_rows} row{'s' if self.num_rows != 1 else ''} with {self.num_excs} error" \
-            f"{'s' if self.num_excs != 1 else ''}"
-        if self.cols_with_excs:
-            s += " (" + ", ".join(f"{c}: {self.errors_by_column.get(c, '?')}" for c in self.cols_with_excs) + ")"
-        if self.uploaded_files:
-            s += f"; uploaded {self.uploaded_files} file{'s' if self.uploaded_files != 1 else ''}"
-        return s + "."
+from .status import UpdateStatus
 
 
 @dataclasses.dataclass
@@ -155,8 +135,6 @@ class Table:
     def insert(self, source=None, /, *, on_error: str = "abort", print_stats: bool = False,
                batch_size: int | None = None, show_progress: bool | None = None, **row) -> UpdateStatus:
         """Insert rows: a list of dicts, a pandas DataFrame, a CSV/Parquet path, or one row as kwargs."""
-        from .insert import insert
-
         self._writable("insert")
         if on_error != "abort":
             raise Error("insert(on_error=...) is not per insert in pixelgres: each computed column has its own "
@@ -167,7 +145,7 @@ class Table:
             source = [row]
         elif row:
             raise TypeError("insert() takes rows or column=value arguments, not both")
-        status = insert(self, source, batch_size=batch_size, show_progress=show_progress)
+        status = _insert_rows(self, source, batch_size=batch_size, show_progress=show_progress)
         if print_stats:
             print(status)
         return status

@@ -130,7 +130,7 @@ class Udf(SqlFunction):
                          "    import io\n"
                          "    _pxt_buf = io.BytesIO()\n"
                          "    _pxt_result.save(_pxt_buf, format='PNG')\n"
-                         "    _pxt_result = srv.media.store_bytes(_pxt_buf.getvalue(), 'png')")
+                         "    _pxt_result = srv.store.store_bytes(_pxt_buf.getvalue(), 'png')")
         elif self.col_type == T.Json:
             lines.append("_pxt_result = None if _pxt_result is None else __import__('json').dumps(_pxt_result)")
         lines.append("return _pxt_result")

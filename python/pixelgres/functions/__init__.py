@@ -7,6 +7,7 @@ imports the client (sqlglot), so server code never imports it.
 from __future__ import annotations
 
 from ..client.exprs import Agg, lift
+from . import image, string  # noqa: F401 - register their expression members
 
 
 def count(expr=None):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..client import types as T
-from ..client.exprs import FuncCall
+from ..client.exprs import FuncCall, register_members
 
 
 def _size(size, what):
@@ -71,3 +71,4 @@ MEMBERS = {
     "image_url": ("method", image_url), "b64_encode": ("method", image_url),
     "width": ("property", width), "height": ("property", height), "mode": ("property", mode),
 }
+register_members(T.Image, MEMBERS)

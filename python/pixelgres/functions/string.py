@@ -3,7 +3,7 @@ Each maps to a PostgreSQL built-in; ``string_splitter`` is the iterator of the i
 from __future__ import annotations
 
 from ..client import types as T
-from ..client.exprs import FuncCall, lift
+from ..client.exprs import FuncCall, lift, register_members
 from ..client.iterators import Iterator
 
 
@@ -34,3 +34,4 @@ MEMBERS = {name: ("method", fn) for name, fn in {
     "upper": upper, "lower": lower, "len": len, "strip": strip, "lstrip": lstrip, "rstrip": rstrip,
     "replace": replace, "startswith": startswith, "endswith": endswith, "contains": contains,
     "slice": slice}.items()}
+register_members(T.String, MEMBERS)

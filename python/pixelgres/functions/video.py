@@ -28,5 +28,3 @@ def document_splitter(document, *, separators: str | None = None, limit: int | N
     return Iterator("document_splitter", document, separators=separators, limit=limit, overlap=overlap,
                     metadata=metadata, **options)
 
-
-MEMBERS: dict = {}

@@ -35,7 +35,7 @@ _check_extension_version()
 
 
 def server_info() -> str:
-    from . import deps
+    from .core import deps
 
     mods = {name: deps.need(name) for name in ("PIL", "av", "numpy", "sqlglot")}
     return json.dumps({
@@ -49,47 +49,33 @@ def server_info() -> str:
 
 
 def guard(fn, *args):
-    """Call ``fn``; a MediaError becomes an SQL error, SQLSTATE 22023, reported by PL/Python as
-    "MediaError: <message>" (raising a builtins-named plpy.Error subclass avoids the usual
-    "plpy.Error: " prefix)."""
-    from .media import MediaError
+    """srv.guard(fn, ...): a MediaError becomes a clean SQL error (core.errors.guard). Imported
+    here on first call: this module is also imported outside a backend, where plpy is missing."""
+    from .core.errors import guard as _guard
 
-    try:
-        return fn(*args)
-    except MediaError as e:
-        raise _sql_media_error(str(e)) from None
+    return _guard(fn, *args)
 
 
-def _sql_media_error(message: str):
-    import plpy
-
-    cls = _SQL_ERRORS.get("MediaError")
-    if cls is None:
-        cls = _SQL_ERRORS["MediaError"] = type("MediaError", (plpy.Error,), {"__module__": "builtins"})
-    err = cls(message)
-    err.sqlstate = "22023"
-    return err
-
-
-_SQL_ERRORS: dict = {}
-
-
-def validate_media(value: str, kind: str) -> None:
-    from . import media
-
-    if kind == "image":
-        from . import image
-
-        image.validate(value)
-    else:
-        media.local_path(value)
+# The layers, from the bottom up; each imports only from those below it (tests/test_layers.py).
+# SQL function bodies reach their module through srv.<short name>, loaded on first use so the
+# boot stays light.
+ENTRY = {
+    "batch": "core.batch",
+    "catalog": "catalog",
+    "store": "media.store",
+    "resolve": "media.resolve",
+    "validate": "media.validate",
+    "image": "media.image",
+    "history": "versioning.history",
+    "vacuum": "versioning.vacuum",
+    "tables": "ddl.tables",
+    "revert": "versioning.revert",
+}
 
 
 def __getattr__(name: str):
-    """Submodules on first use (``srv.image``, ``srv.tables``...), keeping the boot light."""
     import importlib
 
-    if name in ("media", "image", "tables", "triggers", "exprs", "batch", "sqlutil", "versioning",
-                "openai_fns", "embeddings", "video", "documents", "audio", "iterators"):
-        return importlib.import_module(f"{__name__}.{name}")
+    if name in ENTRY:
+        return importlib.import_module(f"{__name__}.{ENTRY[name]}")
     raise AttributeError(name)

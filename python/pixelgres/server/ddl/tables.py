@@ -9,10 +9,12 @@ import re
 
 import plpy
 
-from .errors import fail as _fail
-
-from . import exprs, triggers, versioning
-from .sqlutil import check_column_name, ensure_schema, one, parse_table_name, q, qualified
+from .. import catalog
+from ..catalog import managed
+from ..core.errors import fail as _fail
+from ..core.spi import check_column_name, ensure_schema, one, parse_table_name, q, qualified
+from ..versioning import history
+from . import exprs, triggers
 
 TYPE_ALIASES = {
     "image": "pxt.image", "video": "pxt.video", "audio": "pxt.audio", "document": "pxt.document",
@@ -36,25 +38,6 @@ def resolve_type(spec) -> str:
                    hint="use image, video, audio, document, string, int, float, bool, json, "
                         "timestamp, date, bytes, or any PostgreSQL type name")
     return t
-
-
-def managed(name: str) -> int:
-    """OID of a managed table given a user-supplied name."""
-    schema, table = parse_table_name(name)
-    row = one("SELECT t.relid::oid::int AS oid, t.kind FROM pxt.tables t JOIN pg_class c ON c.oid = t.relid "
-              "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-              schema, table)
-    if row is None:
-        from . import iterators
-
-        storage = iterators.resolve(name)  # an iterator view's name means its storage table
-        if storage:
-            return storage
-        exists = one("SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL AS e", schema, table)["e"]
-        _fail(f"table {name!r} is not managed by pixelgres" if exists else f"table {name!r} does not exist",
-                   hint="adopt an existing table with pxt.manage()" if exists else None,
-                   sqlstate="42809" if exists else "42P01")
-    return row["oid"]
 
 
 def create_table(name: str, schema_json: str, if_exists: str = "error") -> str:
@@ -112,7 +95,7 @@ def manage(name: str) -> str:
     plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid) VALUES ($1)", ["oid"]), [oid])
     plpy.execute(f"GRANT SELECT ON {full} TO pxt_reader")
     sync(oid)
-    versioning.log_create(oid)
+    catalog.log_create(oid)
     return full
 
 
@@ -150,7 +133,7 @@ def _sync(oid: int) -> None:
         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
           AND a.attname NOT LIKE '\\_pxt\\_%'
           AND NOT EXISTS (SELECT 1 FROM pxt.column_defs d WHERE d.relid = $1 AND d.attnum = a.attnum)""", q_oid), [oid])
-    versioning.ensure_history(oid)
+    history.ensure_history(oid)
     triggers.regenerate(oid)
     _log_schema_change(oid)
 
@@ -164,7 +147,7 @@ def _log_schema_change(oid: int) -> None:
     if last is None:  # manage() logs version 0 itself
         return
     before = {c["attnum"]: c for c in json.loads(last["schema"])}
-    after = {c["attnum"]: c for c in versioning.schema_snapshot(oid)}
+    after = {c["attnum"]: c for c in catalog.schema_snapshot(oid)}
     if before == after:
         return
     added = [a for a in after if a not in before]
@@ -180,7 +163,7 @@ def _log_schema_change(oid: int) -> None:
     else:
         change = {"op": "alter_table", "added": [after[a]["name"] for a in added],
                   "dropped": [before[a]["name"] for a in gone], "renamed": [after[a]["name"] for a in renamed]}
-    versioning.log_schema_version(oid, change)
+    catalog.log_schema_version(oid, change)
 
 
 def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort", if_exists: str = "error",
@@ -273,7 +256,7 @@ def drop_table(table: str, force: bool = False) -> None:
         _fail(f"cannot drop {full}: snapshots {', '.join(snaps)} read it",
                    hint="drop them first, or pxt.drop_table(name, force => true) to drop them too", sqlstate="2BP01")
     for s_ in snaps:
-        versioning.drop_snapshot(s_)
+        history.drop_snapshot(s_)
     plpy.execute(f"DROP TABLE {full} CASCADE")  # the event trigger cleans the catalog
 
 
@@ -334,7 +317,7 @@ def alter_computed_column(table: str, name: str, expr: str, on_error: str | None
         plpy.execute(f"DROP VIEW IF EXISTS {old}")
     triggers.regenerate(oid)
     if log:
-        versioning.log_schema_version(oid, {"op": "alter_computed_column", "column": name, "old_expr": row["expr"],
+        catalog.log_schema_version(oid, {"op": "alter_computed_column", "column": name, "old_expr": row["expr"],
                                             "old_on_error": row["on_error"], "expr": expr})
     return name  # the SQL wrapper recomputes
 

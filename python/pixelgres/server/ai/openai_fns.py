@@ -1,7 +1,7 @@
 """OpenAI-compatible remote functions, evaluated in batches inside the backend.
 
 ``pxt.openai_chat_completions`` and ``pxt.openai_embeddings`` are *batched* functions: a
-statement's distinct calls arrive here together (pixelgres.server.batch) and are sent with
+statement's distinct calls arrive here together (pixelgres.server.core.batch) and are sent with
 the official ``openai`` client's AsyncOpenAI on an asyncio loop run inside the backend:
 
 * bounded concurrency (default 32, the ``concurrency`` argument);
@@ -33,7 +33,10 @@ import urllib.parse
 
 import plpy
 
-from . import batch, ratelimit
+from ..core import batch, deps
+from ..core.errors import MediaError
+from ..media.store import host_allowed, setting
+from . import ratelimit
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CONCURRENCY = 32
@@ -118,10 +121,8 @@ def endpoint() -> Endpoint:
             raise OpenAIError("no API key: set pixelgres.openai_api_key or the server's OPENAI_API_KEY")
         key = "EMPTY"  # local OpenAI-compatible servers (vLLM, Ollama...) often need none
     if not trusted:  # a URL a user chose: the same host rules as media URLs
-        from .media import MediaError, _host_allowed
-
         try:
-            _host_allowed(parsed.hostname)
+            host_allowed(parsed.hostname)
         except MediaError as e:
             raise OpenAIError(f"pixelgres.openai_base_url: {e}")
     # optional settings (defined by the extension's library when present): a session-wide cache
@@ -257,8 +258,6 @@ def _client(ep: Endpoint):
     way to send a raw request: auth, headers and errors as usual, but neither the typed
     transform of the request (which walks every message) nor a pydantic model of the
     response, which we return as JSON anyway: both cost more CPU than the request itself."""
-    from . import deps
-
     openai = deps.need("openai")
     try:  # the HTTP library this openai release is built on
         import httpx2 as http
@@ -346,8 +345,6 @@ class Runner:
 
     async def request(self, limiter, send, tokens: float, timeout: float, max_retries: int):
         """``send()`` -> awaitable raw response; returns the response's JSON or an OpenAIError."""
-        from . import deps
-
         openai = deps.need("openai")
 
         attempt = 0
@@ -438,8 +435,7 @@ def _fit_data_uri(uri: str, max_side: int) -> str:
     header, sep, payload = uri.partition(",")
     if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
         return uri
-    from . import image
-    from .media import setting
+    from ..media import image  # lazy: Pillow loads for image inputs only
 
     try:
         data = base64.b64decode(payload, validate=False)
@@ -490,8 +486,7 @@ def _prepare_messages(raw: str, max_side: int) -> tuple[list, int, int]:
                         if max_side > 0:
                             iu["url"] = _fit_data_uri(url, max_side)
                     elif not url.startswith(("http://", "https://")):  # a media reference
-                        from . import image
-                        from .media import MediaError
+                        from ..media import image  # lazy: Pillow, as above
 
                         try:
                             iu["url"] = image.data_uri(url, max_side if max_side > 0 else None)

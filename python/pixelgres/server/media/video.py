@@ -23,13 +23,13 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import deps
-from .media import MediaError, local_path, media_dir, store_bytes, write_atomic
+from ..core import deps
+from ..core.errors import MediaError
+from .store import FRAME_SCHEME, check_limits, local_path, media_dir, setting, store_bytes, write_atomic
 
 av = deps.need("av")
 Image = deps.need("PIL.Image")
 
-FRAME_SCHEME = "pxt-frame:"
 FORMATS = {"jpeg": ("JPEG", "jpg"), "jpg": ("JPEG", "jpg"), "png": ("PNG", "png")}
 SEEK_GAP = 120      # packets: a longer gap between wanted frames is crossed with a seek, not read through
 IN_FLIGHT = 8       # frames converted/encoded concurrently at most
@@ -73,8 +73,6 @@ def _open(uri: str, path: str | None = None):
                              "truncated or not a video)")
         raise MediaError(f"{uri!r} has no video stream (it has {', '.join(kinds)})")
     try:
-        from .media import check_limits
-
         check_limits(uri, path, c.duration / 1_000_000 if c.duration else None)
     except MediaError:
         c.close()
@@ -84,8 +82,6 @@ def _open(uri: str, path: str | None = None):
         c.close()
         raise MediaError(f"{uri!r} is an image ({fmt}), not a video")
     s = c.streams.video[0]
-    from .media import setting
-
     limit = int(setting("pixelgres.max_image_pixels"))
     if (s.codec_context.width or 0) * (s.codec_context.height or 0) > limit:  # before any frame is decoded
         c.close()

@@ -9,7 +9,7 @@ Per managed table:
   ``_pxt_errors``. Columns that are batched, or downstream of one, are left to:
 * ``pxt_internal."stmt_<oid>"``: AFTER INSERT / AFTER UPDATE FOR EACH STATEMENT with the
   transition table: for each batched column, collect the statement's calls, run them as one
-  batch (pixelgres.server.batch), and write results back row by row; the row trigger then
+  batch (pixelgres.server.core.batch), and write results back row by row; the row trigger then
   computes whatever depends on them.
 Expressions are PostgreSQL's own deparse of the column's expression view (exprs.py), with
 ``pxt_row`` aliased to NEW, so no user text is pasted into the function. The deparse is
@@ -19,8 +19,10 @@ expression and break their unqualified table references.
 """
 import plpy
 
-from . import exprs, versioning
-from .sqlutil import lit, one, q, qualified, vkey
+from ..catalog import vkey
+from ..core.spi import lit, one, q, qualified
+from ..versioning import history
+from . import exprs
 
 FN_SCHEMA = "pxt_internal"
 
@@ -169,7 +171,7 @@ END"""
     elif one(f"SELECT to_regprocedure({lit(row_fn + '()')}) IS NOT NULL AS e")["e"]:
         plpy.execute(f"DROP FUNCTION {row_fn}() CASCADE")  # and its trigger
     late = any(c["batched"] and c["on_error"] == "ignore" for c in computed)
-    for stmt in versioning.trigger_sql(oid, late):
+    for stmt in history.trigger_sql(oid, late):
         plpy.execute(stmt)
 
     batched = [c for c in computed if c["batched"]]

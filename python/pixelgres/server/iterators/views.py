@@ -30,11 +30,11 @@ import re
 
 import plpy
 
-from .errors import fail as _fail
-
-from . import exprs
-from .media import MediaError
-from .sqlutil import ensure_schema, lit, one, parse_table_name, q, qualified
+from ..catalog import iterator_entry, iterator_storage, managed
+from ..core.errors import MediaError, sql_media_error
+from ..core.errors import fail as _fail
+from ..core.spi import ensure_schema, lit, one, parse_table_name, q, qualified
+from ..ddl import exprs, tables
 
 KNOWN = ("frame_iterator", "document_splitter", "audio_splitter", "string_splitter")
 _BARE = re.compile(r"^\s*(" + "|".join(KNOWN) + r")\s*\(", re.I)
@@ -53,29 +53,12 @@ def rows(fn, *args) -> list:
     try:
         return list(fn(*args))
     except MediaError as e:
-        from . import _sql_media_error
-
-        raise _sql_media_error(str(e)) from None
+        raise sql_media_error(str(e)) from None
     except ValueError as e:
         _fail(str(e), sqlstate="22023")
 
 
 # --- catalog ------------------------------------------------------------------------------------------
-def entry(storage: int) -> dict | None:
-    r = one("SELECT storage::oid::int AS storage, view_schema, view_name, view_rel::oid::int AS view_oid, "
-            "base::oid::int AS base, call, iter_view::text AS iter_view FROM pxt.iterator_views "
-            "WHERE storage = $1", storage, types=["oid"])
-    return dict(r) if r else None
-
-
-def resolve(name: str) -> int | None:
-    """Storage oid of an iterator view given the view's (or the storage's) name."""
-    schema, rel = parse_table_name(name)
-    r = one("SELECT storage::oid::int AS s FROM pxt.iterator_views v WHERE (v.view_schema = $1 AND v.view_name = $2) "
-            "OR v.storage = to_regclass(format('%I.%I', $1::text, $2::text))", schema, rel)
-    return r["s"] if r else None
-
-
 def _columns(oid: int) -> list[dict]:
     return list(plpy.execute(plpy.prepare(
         "SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
@@ -130,17 +113,13 @@ def _normalise_call(call: str, base: int) -> str:
 
 def _base_oid(base: str) -> int:
     """The managed table a view reads: a table, or another iterator view's storage."""
-    s = resolve(base)
+    s = iterator_storage(base)
     if s:
         return s
-    from . import tables
-
-    return tables.managed(base)
+    return managed(base)
 
 
 def create_view(name: str, base_name: str, call: str, if_exists: str = "error", comment: str | None = None) -> str:
-    from . import tables
-
     if if_exists not in ("error", "ignore", "replace"):
         _fail(f"if_exists must be 'error', 'ignore' or 'replace', not {if_exists!r}")
     schema, rel = parse_table_name(name)
@@ -148,11 +127,11 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
     if one("SELECT to_regclass($1) IS NOT NULL AS e", full)["e"]:
         if if_exists == "ignore":
             return full
-        if if_exists == "replace" and resolve(full):
+        if if_exists == "replace" and iterator_storage(full):
             drop_view(full)
         else:
             _fail(f"relation {name!r} already exists",
-                       hint="if_exists => 'ignore' or 'replace'" if resolve(full) else None, sqlstate="42P07")
+                       hint="if_exists => 'ignore' or 'replace'" if iterator_storage(full) else None, sqlstate="42P07")
     base = _base_oid(base_name)
     base_full = qualified(base)
     call = _normalise_call(call, base)
@@ -226,7 +205,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
 
 
 def expand_existing(storage: int) -> int:
-    e = entry(storage)
+    e = iterator_entry(storage)
     base_full = qualified(e["base"])
     total = one(f"SELECT count(*) AS n FROM ONLY {base_full}")["n"]
     if not total:
@@ -247,11 +226,9 @@ def expand_existing(storage: int) -> int:
 
 
 def drop_view(name: str) -> None:
-    storage = resolve(name)
+    storage = iterator_storage(name)
     if storage is None:
         _fail(f"{name!r} is not an iterator view", hint="drop tables with pxt.drop_table", sqlstate="42809")
-    from . import tables
-
     tables.drop_table(qualified(storage))  # the sql_drop event trigger removes the rest
 
 
@@ -265,7 +242,7 @@ def _view_exists(e: dict) -> int | None:
 
 def sync(storage: int) -> None:
     """(Re)build the joined view and the maintenance functions and triggers of a view."""
-    e = entry(storage)
+    e = iterator_entry(storage)
     if e is None:
         return
     if e["view_oid"] and one("SELECT 1 AS x FROM pg_class WHERE oid = $1", e["view_oid"], types=["oid"]):

@@ -15,9 +15,8 @@ A user's expression is SQL text. We never paste it into generated code as typed:
 """
 import plpy
 
-from .errors import fail as _fail
-
-from .sqlutil import one
+from ..core.errors import fail as _fail
+from ..core.spi import one
 
 FORBIDDEN_WORDS = {"select", "from", "with", "into", "insert", "update", "delete", "merge",
                    "returning", "union", "intersect", "except", "table", "values", "lateral",

@@ -17,12 +17,11 @@ import urllib.parse
 
 import plpy
 
+from ..core.errors import MediaError
+
 KINDS = ("image", "video", "audio", "document")
+FRAME_SCHEME = "pxt-frame:"  # a virtual video frame (media.video.frame_ref)
 _settings_cache: dict = {}
-
-
-class MediaError(Exception):
-    """A media value that cannot be used; the message names the value."""
 
 
 _plans: dict = {}
@@ -72,10 +71,8 @@ def local_path(uri: str) -> str:
         path = store_path(uri)
     elif uri.startswith(("http://", "https://")):
         path = fetch_url(uri)
-    elif uri.startswith("pxt-frame:"):  # a virtual video frame: decoded once, cached as PNG
-        from . import video
-
-        path = video.frame_file(uri)
+    elif uri.startswith(FRAME_SCHEME):  # media.resolve reads frames; nothing else takes one
+        raise MediaError(f"{uri!r} is a video frame: only image inputs accept one")
     else:
         if uri.startswith("file://"):
             parsed = urllib.parse.urlparse(uri)
@@ -137,7 +134,7 @@ def _refused(ip) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def _host_allowed(host: str) -> str:
+def host_allowed(host: str) -> str:
     """Resolve ``host`` once and return the address to connect to, refusing non-public
     addresses unless pixelgres.allowed_url_hosts lists the host or a network holding it.
     Callers connect to this address (not the name again), so a DNS answer cannot change
@@ -171,7 +168,7 @@ def fetch_url(url: str) -> str:
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise MediaError(f"unsupported URL {url!r}")
-    address = _host_allowed(parsed.hostname)  # before the cache: an allowance may have ended
+    address = host_allowed(parsed.hostname)  # before the cache: an allowance may have ended
     cache = os.path.join(media_dir(), "_url_cache")
     os.makedirs(cache, exist_ok=True)
     ext = os.path.splitext(parsed.path)[1][:9]

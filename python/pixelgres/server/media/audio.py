@@ -12,8 +12,9 @@ from __future__ import annotations
 import io
 import wave
 
-from . import deps
-from .media import MediaError, local_path, store_bytes
+from ..core import deps
+from ..core.errors import MediaError
+from .store import check_limits, local_path, store_bytes
 
 av = deps.need("av")
 np = deps.need("numpy")
@@ -53,8 +54,6 @@ def _samples(uri: str, path: str):
         c.close()
         raise MediaError(f"{uri!r} has no audio stream")
     try:
-        from .media import check_limits
-
         check_limits(uri, path, c.duration / 1_000_000 if c.duration else None)
     except MediaError:
         c.close()

@@ -12,8 +12,10 @@ import io
 import math
 import os
 
-from . import deps
-from .media import MediaError, local_path, setting, store_bytes
+from ..core import deps
+from ..core.errors import MediaError
+from .resolve import local_path
+from .store import setting, store_bytes
 
 Image = deps.need("PIL.Image")
 ImageOps = deps.need("PIL.ImageOps")

@@ -1,0 +1,54 @@
+"""Errors raised by server code for bad requests.
+
+``plpy.error`` reports "plpy.Error: <message>" with SQLSTATE XX000 (internal error), which
+reads like a crash. ``fail`` raises a plpy.Error subclass named in builtins, which PL/Python
+reports as "PixelgresError: <message>", with a real SQLSTATE (default 22023, invalid
+parameter value) and the same detail/hint support.
+"""
+import plpy
+
+
+class PixelgresError(plpy.Error):
+    pass
+
+
+PixelgresError.__module__ = "builtins"
+
+
+def fail(message, detail=None, hint=None, sqlstate="22023"):
+    e = PixelgresError(message)
+    e.sqlstate = sqlstate
+    if detail is not None:
+        e.detail = detail
+    if hint is not None:
+        e.hint = hint
+    raise e
+
+
+class MediaError(Exception):
+    """A media value that cannot be used; the message names the value."""
+
+
+def sql_media_error(message: str):
+    """A MediaError as an SQL error, SQLSTATE 22023, reported by PL/Python as
+    "MediaError: <message>" (a builtins-named plpy.Error subclass avoids the usual
+    "plpy.Error: " prefix)."""
+    err = _SqlMediaError(message)
+    err.sqlstate = "22023"
+    return err
+
+
+class _SqlMediaError(plpy.Error):
+    pass
+
+
+_SqlMediaError.__name__ = _SqlMediaError.__qualname__ = "MediaError"
+_SqlMediaError.__module__ = "builtins"
+
+
+def guard(fn, *args):
+    """Call ``fn``; a MediaError becomes an SQL error naming the value."""
+    try:
+        return fn(*args)
+    except MediaError as e:
+        raise sql_media_error(str(e)) from None

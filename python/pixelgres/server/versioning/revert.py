@@ -1,0 +1,181 @@
+"""Revert: undo exactly the latest version of a table, data or schema.
+
+It uses the ``_pxt_v`` and ``_pxt_v_to`` indexes, so its cost is what that version changed,
+not the table size. Undoing a schema change replays DDL (``ddl.tables``), so this module sits
+above the DDL layer while recording versions (``history``) sits below it.
+"""
+import json
+
+import plpy
+
+from ..catalog import hist_name, overlay_name
+from ..core.errors import fail as _fail
+from ..core.spi import lit, one, q, qualified
+from ..ddl import tables, triggers
+from .history import live_columns, version_sql
+
+
+def _pinning_snapshots(oid: int, v: int) -> list[dict]:
+    return list(plpy.execute(plpy.prepare(
+        "SELECT relid::oid::int AS oid, relid::text AS s, vkey, version, pins FROM pxt.tables "
+        "WHERE kind = 'snapshot' AND base = $1 AND pins >= $2 ORDER BY pins DESC", ["oid", "int"]), [oid, v]))
+
+
+def revert(oid: int, if_pinned: str = "materialize") -> int:
+    """Undo the latest version; returns the version the table is now at.
+
+    A snapshot showing the version being undone keeps showing it: with ``if_pinned =>
+    'materialize'`` (the default) it first takes over the rows that version changed (see
+    ``_keep_snapshot``); ``'error'`` refuses instead, as Pixeltable does."""
+    if if_pinned not in ("materialize", "error"):
+        _fail(f"if_pinned must be 'materialize' or 'error', not {if_pinned!r}")
+    table = qualified(oid)
+    v = one("SELECT version FROM pxt.tables WHERE relid = $1 FOR UPDATE", oid, types=["oid"])["version"]
+    if v == 0:
+        _fail(f"cannot revert {table}: it is at version 0, there is nothing to undo", sqlstate="55000")
+    snaps = _pinning_snapshots(oid, v)
+    if snaps and if_pinned == "error":
+        _fail(f"cannot revert {table} past version {v}: snapshot {snaps[0]['s']} pins version {snaps[0]['pins']}",
+              hint="drop the snapshot first (pxt.drop_snapshot), or revert with if_pinned => 'materialize'", sqlstate="55000")
+    entry = one("SELECT change_type, schema_change FROM pxt.versions WHERE relid = $1 AND version = $2",
+                oid, v, types=["oid", "int"])
+    if entry is None:
+        _fail(f"cannot revert {table}: version {v} is not in the version log")
+    if entry["change_type"] == "data":
+        _revert_views(oid, v, table, if_pinned)
+    for snap in snaps:
+        _keep_snapshot(snap, oid, v, entry["change_type"] == "data")
+    plpy.execute("SELECT set_config('pixelgres.replaying', 'on', true)")
+    try:
+        if entry["change_type"] == "data":
+            _revert_data(oid, v)
+        else:
+            _revert_schema(oid, v, json.loads(entry["schema_change"]))
+    finally:
+        plpy.execute("SELECT set_config('pixelgres.replaying', 'off', true)")
+    plpy.execute(plpy.prepare("DELETE FROM pxt.versions WHERE relid = $1 AND version = $2", ["oid", "int"]), [oid, v])
+    plpy.execute(plpy.prepare("UPDATE pxt.tables SET version = $2 - 1 WHERE relid = $1", ["oid", "int"]), [oid, v])
+    return v - 1
+
+
+
+def _keep_snapshot(snap: dict, oid: int, v: int, data_version: bool) -> None:
+    """Let a snapshot that reads version ``v`` of its base survive the revert of ``v``.
+
+    A snapshot is a view over the base's live rows and history "as of" the version it pins.
+    Its overlay table ``pxt_internal."snap_<vkey>"`` holds the rows (``_pxt_present``) and
+    absences (tombstones) where the snapshot differs from the pinned version. Undoing a data
+    version only moves the rows that version changed into the overlay, as they are in the
+    snapshot, and pins ``v - 1`` (same schema): the cost stays what the version changed. Undoing
+    a schema version copies the whole snapshot into the overlay, which then pins nothing."""
+    view, ov, table, h = snap["s"], overlay_name(snap["vkey"]), qualified(oid), hist_name(oid)
+    cols = list(plpy.execute(plpy.prepare(
+        "SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+        "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attname <> '_pxt_rowid' ORDER BY attnum",
+        ["oid"]), [snap["oid"]]))
+    names = ", ".join(q(c["name"]) for c in cols)
+    if not one(f"SELECT to_regclass({lit(ov)}) IS NOT NULL AS e")["e"]:
+        defs = "".join(f", {q(c['name'])} {c['type']}" for c in cols)
+        plpy.execute(f"CREATE TABLE {ov} (_pxt_rowid bigint PRIMARY KEY, _pxt_present boolean NOT NULL{defs})")
+        plpy.execute(f"COMMENT ON TABLE {ov} IS {lit(f'pixelgres: rows of snapshot {view} no longer in its base history')}")
+        # the snapshot's owner owns its rows (and drops them with it); replacing the view below
+        # needs that ownership anyway
+        owner = one("SELECT relowner::regrole::text AS o FROM pg_class WHERE oid = $1", snap["oid"], types=["oid"])["o"]
+        plpy.execute(f"ALTER TABLE {ov} OWNER TO {owner}")
+    vs = str(int(v))
+    if data_version:
+        ids = [r["id"] for r in plpy.execute(
+            f"SELECT id FROM (SELECT _pxt_rowid AS id FROM ONLY {table} WHERE _pxt_v = {vs} UNION "
+            f"SELECT _pxt_rowid FROM {h} WHERE _pxt_v_to = {vs}) d "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {ov} o WHERE o._pxt_rowid = d.id)")]
+        plpy.execute(plpy.prepare(
+            f"INSERT INTO {ov} (_pxt_rowid, _pxt_present{', ' + names if names else ''}) "
+            f"SELECT d.id, s._pxt_rowid IS NOT NULL{''.join(', s.' + q(c['name']) for c in cols)} "
+            f"FROM unnest($1::bigint[]) d(id) LEFT JOIN (SELECT * FROM {view} WHERE _pxt_rowid = ANY($1)) s "
+            f"ON s._pxt_rowid = d.id", ["bigint[]"]), [ids])
+        pins = v - 1
+        body = (f"SELECT b.* FROM ({version_sql(oid, pins)}) b WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {ov} o WHERE o._pxt_rowid = b._pxt_rowid) UNION ALL ")
+    else:
+        plpy.execute(f"INSERT INTO {ov} (_pxt_rowid, _pxt_present{', ' + names if names else ''}) "
+                     f"SELECT s._pxt_rowid, true{''.join(', s.' + q(c['name']) for c in cols)} FROM {view} s "
+                     f"WHERE NOT EXISTS (SELECT 1 FROM {ov} o WHERE o._pxt_rowid = s._pxt_rowid)")
+        pins, body = None, ""
+    body += f"SELECT _pxt_rowid{', ' + names if names else ''} FROM {ov} WHERE _pxt_present"
+    plpy.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+    plpy.execute(plpy.prepare("UPDATE pxt.tables SET pins = $2 WHERE relid = $1", ["oid", "int"]), [snap["oid"], pins])
+
+
+def _revert_views(oid: int, v: int, table: str, if_pinned: str) -> None:
+    """Revert, in each iterator view over this table, the versions this version's statement wrote."""
+    for view in plpy.execute(plpy.prepare(
+            "SELECT relid::oid::int AS oid, relid::text AS name FROM pxt.tables WHERE kind = 'view' AND base = $1",
+            ["oid"]), [oid]):
+        later = one("SELECT min(version) AS v FROM pxt.versions WHERE relid = $1 AND caused_by = $2",
+                    view["oid"], v, types=["oid", "int"])["v"]
+        if later is None:
+            continue
+        other = one("SELECT count(*) AS n FROM pxt.versions WHERE relid = $1 AND version > $2 "
+                    "AND caused_by IS DISTINCT FROM $3", view["oid"], later, v, types=["oid", "int", "int"])["n"]
+        if other:
+            _fail(f"cannot revert {table}: view {view['name']} has changes made after version {v}",
+                       hint=f"revert {view['name']} past them first")
+        while one("SELECT caused_by FROM pxt.versions WHERE relid = $1 ORDER BY version DESC LIMIT 1",
+                  view["oid"], types=["oid"])["caused_by"] == v:
+            revert(view["oid"], if_pinned)
+
+
+def _revert_data(oid: int, v: int) -> None:
+    table, h = qualified(oid), hist_name(oid)
+    attrs = live_columns(oid)
+    vs = str(int(v))
+    plpy.execute(f"DELETE FROM ONLY {table} t WHERE t._pxt_v = {vs} AND NOT EXISTS "
+                 f"(SELECT 1 FROM {h} h WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {vs})")
+    sets = ", ".join(f"{q(a['name'])} = h.c{a['attnum']}" for a in attrs)
+    plpy.execute(f"UPDATE ONLY {table} t SET {sets} FROM {h} h "
+                 f"WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {vs}")
+    names = ", ".join([q(a["name"]) for a in attrs] + ["_pxt_rowid", "_pxt_v"])
+    vals = ", ".join([f"h.c{a['attnum']}" for a in attrs] + ["h._pxt_rowid", "h._pxt_v"])
+    plpy.execute(f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE SELECT {vals} FROM {h} h "
+                 f"WHERE h._pxt_v_to = {vs} AND NOT EXISTS (SELECT 1 FROM ONLY {table} t WHERE t._pxt_rowid = h._pxt_rowid)")
+    plpy.execute(f"DELETE FROM {h} WHERE _pxt_v_to = {vs}")
+
+
+def _revert_schema(oid: int, v: int, change: dict) -> None:
+    table = qualified(oid)
+    op = change.get("op")
+    plpy.execute("SELECT set_config('pxt_v.no_log', 'on', true)")
+    try:
+        if op == "create":
+            _fail(f"cannot revert the creation of {table}; drop it with pxt.drop_table")
+        elif op == "add_column":
+            row = one("SELECT name, expr_view::oid AS vo FROM pxt.column_defs WHERE relid = $1 AND attnum = $2",
+                      oid, change["attnum"], types=["oid", "int"])
+            if row:
+                if row["vo"] and one("SELECT 1 AS x FROM pg_class WHERE oid = $1", row["vo"], types=["oid"]):
+                    plpy.execute(f"DROP VIEW {one('SELECT $1::regclass::text AS n', row['vo'], types=['oid'])['n']}")
+                plpy.execute(f"ALTER TABLE {table} DROP COLUMN {q(row['name'])} CASCADE")
+                h = hist_name(oid)
+                plpy.execute(f"ALTER TABLE {h} DROP COLUMN IF EXISTS c{int(change['attnum'])}")
+        elif op == "drop_column":
+            tables.undrop_column(oid, change["attnum"], change["column"])
+        elif op == "rename_column":
+            phys = one("SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
+                       oid, change["attnum"], types=["oid", "int"])["attname"]
+            plpy.execute(f"ALTER TABLE {table} RENAME COLUMN {q(phys)} TO {q(change['from'])}")
+        elif op == "alter_computed_column":
+            tables.alter_computed_column(table, change["column"], change["old_expr"], change["old_on_error"],
+                                         log=False)
+            plpy.execute("SELECT set_config('pixelgres.replaying', 'off', true)")
+            plpy.execute(plpy.prepare("SELECT pxt.recompute_columns($1, ARRAY[$2], false)", ["text", "text"]),
+                         [table, change["column"]])
+            plpy.execute("SELECT set_config('pixelgres.replaying', 'on', true)")
+        elif op == "add_embedding_index":
+            plpy.execute(plpy.prepare("SELECT pxt.drop_embedding_index($1, $2)", ["text", "text"]),
+                         [table, change["index"]])
+        else:
+            _fail(f"cannot revert version {v} of {table}: unknown schema change {op!r}")
+        tables.sync(oid)
+        triggers.regenerate(oid)
+    finally:
+        plpy.execute("SELECT set_config('pxt_v.no_log', 'off', true)")
