@@ -95,7 +95,9 @@ BEGIN
             COMMIT;
         END LOOP;
     END LOOP;
-    RAISE NOTICE 'pixelgres: processed % pending cells', total;
+    RAISE NOTICE USING MESSAGE = pg_catalog.format('pixelgres: processed %s pending cells', total),
+        DETAIL = pg_catalog.jsonb_build_object('pixelgres_progress', pg_catalog.jsonb_build_object(
+            'op', 'process_pending', 'done', total, 'total', total))::pg_catalog.text;
 END $$;
 
 CREATE OR REPLACE FUNCTION pxt._alter_computed_column(tbl text, name text, expr text, on_error text)
@@ -149,8 +151,11 @@ BEGIN
         done := done OPERATOR(pg_catalog.+) n;
         lo := lo OPERATOR(pg_catalog.+) chunk;
         IF total OPERATOR(pg_catalog.>) chunk THEN
-            RAISE NOTICE 'pixelgres: computing % of %: % of % rows', pg_catalog.array_to_string(columns, ', '), rel,
-                done, total;
+            -- the DETAIL is the machine-readable form clients parse (docs: progress)
+            RAISE NOTICE USING MESSAGE = pg_catalog.format('pixelgres: computing %s of %s: %s of %s rows',
+                    pg_catalog.array_to_string(columns, ', '), rel, done, total),
+                DETAIL = pg_catalog.jsonb_build_object('pixelgres_progress', pg_catalog.jsonb_build_object(
+                    'op', 'recompute', 'table', rel::pg_catalog.text, 'columns', columns, 'done', done, 'total', total))::pg_catalog.text;
         END IF;
     END LOOP;
     PERFORM pg_catalog.set_config('pixelgres.recompute', '', true);
@@ -174,12 +179,6 @@ LANGUAGE plpython3u AS $py$
 return srv.tables.errors(tbl)
 $py$;
 COMMENT ON FUNCTION pxt.errors(text) IS 'Per-cell errors recorded by computed columns with on_error => ''ignore''';
-
-CREATE OR REPLACE FUNCTION pxt.list_tables()
-RETURNS TABLE (name text, kind text, version integer, created_at timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT relid::text, kind, version, created_at FROM pxt.tables ORDER BY 1
-$$;
 
 -- errors ---------------------------------------------------------------------------------
 -- PL/Python prefixes messages with the exception class ("plpy.Error: ..."); users want the cause.

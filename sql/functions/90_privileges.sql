@@ -21,7 +21,8 @@ BEGIN
     END LOOP;
     -- readers: what only reads
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'pxt'::regnamespace
-             AND p.proname IN ('history', 'columns', 'errors', 'status', 'list_tables', 'at_version',
+             AND p.proname IN ('history', 'columns', 'errors', 'status', 'list_tables', 'table_kind', 'describe', 'list_dirs',
+                               '_relation', 'at_version',
                                'rows_at_version', 'width', 'height', 'mode', 'format', 'image_info',
                                'to_bytes', 'image_url', 'views', 'embedding_indexes', 'embedding_models',
                                'search', 'embed', 'hybrid_search', '_clean_error', '_error_info') LOOP

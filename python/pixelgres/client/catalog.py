@@ -46,11 +46,7 @@ def _type_spec(t) -> str:
 
 
 def _kind(s, schema: str, name: str) -> str | None:
-    row = s.fetchone("""
-        SELECT coalesce(t.kind, CASE WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'unmanaged' END)
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pxt.tables t ON t.relid = c.oid
-        WHERE n.nspname = %s AND c.relname = %s""", (schema, name))
-    return row[0] if row else None
+    return s.fetchone("SELECT pxt.table_kind(%s)", (_q(schema, name),))[0]
 
 
 def create_table(path: str, schema: dict | None = None, *, source=None, if_exists: str = "error",
@@ -104,10 +100,10 @@ def get_table(path: str) -> Table:
     if m:
         base = get_table(m.group("path"))
         s.require_function("at_version", "time travel (versioning)")
-        oid = s.fetchone("SELECT pxt.at_version(%s, %s)::oid", (base._path, int(m.group("v"))))[0]
-        rel = s.fetchone("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                         "WHERE c.oid = %s", (oid,))
-        return Table(s, rel[0], rel[1], "version", base=base, version=(base._path, int(m.group("v"))))
+        # a temporary view: in pg_temp, its name is the regclass's last part
+        rel = s.fetchone("SELECT x[array_length(x, 1)] FROM parse_ident(pxt.at_version(%s, %s)::text) x",
+                         (base._path, int(m.group("v"))))[0]
+        return Table(s, "pg_temp", rel, "version", base=base, version=(base._path, int(m.group("v"))))
     sch, name = _split(path)
     kind = _kind(s, sch, name)
     if kind is None:
@@ -151,11 +147,8 @@ def _q(sch: str, name: str) -> str:
 def list_tables(dir_path: str = "", recursive: bool = True) -> list[str]:
     """Paths of managed tables, views and snapshots (in one directory if given)."""
     s = _session.get()
-    rows = s.fetchall("""
-        SELECT n.nspname, c.relname FROM pxt.tables t JOIN pg_class c ON c.oid = t.relid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname NOT LIKE 'pg_temp%%' AND (%s = '' OR n.nspname = %s) ORDER BY 1, 2""",
-                       (dir_path, dir_path or ""))
+    rows = s.fetchall("SELECT schema, relname FROM pxt.list_tables() WHERE %s = '' OR schema = %s",
+                      (dir_path, dir_path or ""))
     return [_pxt_path(a, b) for a, b in rows]
 
 
@@ -163,8 +156,7 @@ def create_dir(path: str, *, if_exists: str = "error") -> None:
     s = _session.get()
     if "." in path.strip('"'):
         raise Error(f"invalid directory {path!r}: directories are PostgreSQL schemas and do not nest")
-    exists = s.fetchone("SELECT 1 FROM pg_namespace WHERE nspname = %s", (path,))
-    if exists:
+    if _dir_exists(s, path):
         if if_exists in ("ignore", "replace"):
             return
         raise Error(f"directory {path!r} already exists")
@@ -175,7 +167,7 @@ def drop_dir(path: str, *, force: bool = False, if_not_exists: str = "error") ->
     s = _session.get()
     if path in _SYSTEM_SCHEMAS:
         raise Error(f"{path!r} cannot be dropped")
-    if not s.fetchone("SELECT 1 FROM pg_namespace WHERE nspname = %s", (path,)):
+    if not _dir_exists(s, path):
         if if_not_exists == "ignore":
             return
         raise Error(f"directory {path!r} does not exist")
@@ -189,9 +181,11 @@ def drop_dir(path: str, *, force: bool = False, if_not_exists: str = "error") ->
 
 def list_dirs() -> list[str]:
     s = _session.get()
-    return [r[0] for r in s.fetchall(
-        "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN "
-        "('pxt', 'pxt_internal', 'information_schema') ORDER BY 1")]
+    return [r[0] for r in s.fetchall("SELECT pxt.list_dirs()")]
+
+
+def _dir_exists(s, path: str) -> bool:
+    return s.fetchone("SELECT to_regnamespace(quote_ident(%s)) IS NOT NULL", (path,))[0]
 
 
 def create_view(path: str, base, *, iterator: Iterator | None = None, additional_columns: dict | None = None,

@@ -1,14 +1,29 @@
 """Progress bars (tqdm) for inserts and backfills that take more than a moment.
 
 Backfills run in the server (one ``pxt.recompute_columns`` call); it reports progress as
-NOTICEs (``pixelgres: computing c of t: 5000 of 20000 rows``) that the session's notice handler
-feeds to the bar of the running call. A bar appears only once there is something to show.
+NOTICEs whose message is for people (``pixelgres: computing c of t: 5000 of 20000 rows``) and
+whose DETAIL is for programs: ``{"pixelgres_progress": {"op": ..., "done": N, "total": M, ...}}``.
+``parse`` reads that; the session's notice handler feeds it to the bar of the running call. A
+bar appears only once there is something to show.
 ``PIXELGRES_PROGRESS=0`` (or ``show_progress=False``) turns bars off.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+
+
+def parse(diag) -> dict | None:
+    """The progress report in a server NOTICE (psycopg Diagnostic), or None if it is not one."""
+    detail = diag.message_detail or ""
+    if not detail.startswith('{"pixelgres_progress"'):
+        return None
+    try:
+        report = json.loads(detail)["pixelgres_progress"]
+        return report if isinstance(report.get("done"), int) and isinstance(report.get("total"), int) else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def enabled(flag: bool | None = None) -> bool:

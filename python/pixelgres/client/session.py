@@ -14,11 +14,11 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 
 import psycopg
 from psycopg import conninfo as _ci
 
+from . import progress
 from .dialect import to_sql
 from .errors import Error, translated
 
@@ -26,21 +26,6 @@ log = logging.getLogger("pixelgres")
 _current: "Session | None" = None
 _keys = itertools.count(1)
 
-_READABLE_FN = """
-CREATE OR REPLACE FUNCTION pg_temp.pxt_readable(refs text[]) RETURNS boolean[] LANGUAGE plpgsql AS $$
-DECLARE r text; res boolean[] := '{}';
-BEGIN
-  FOREACH r IN ARRAY refs LOOP
-    BEGIN
-      PERFORM pxt.media_path(r);
-      res := res || true;
-    EXCEPTION WHEN OTHERS THEN
-      res := res || false;
-    END;
-  END LOOP;
-  RETURN res;
-END $$"""
-_PROGRESS = re.compile(r"pixelgres: computing (.+?) of (\S+): (\d+) of (\d+) rows")
 
 
 def _escape_option(v: str) -> str:
@@ -103,13 +88,11 @@ class Session:
             self.conn.close()
 
     def _notice(self, diag) -> None:
-        msg = diag.message_primary or ""
-        m = _PROGRESS.search(msg)
-        if m and self.progress is not None:
-            self.progress.update_to(int(m.group(3)), int(m.group(4)))
-            return
-        if not m:
-            log.info("%s: %s", diag.severity, msg)
+        report = progress.parse(diag)
+        if report is None:
+            log.info("%s: %s", diag.severity, diag.message_primary or "")
+        elif self.progress is not None:
+            self.progress.update_to(report["done"], report["total"])
 
     # -- execution ----------------------------------------------------------------------------
     def execute(self, stmt, params=None, *, row_index=None, conn=None):
@@ -127,10 +110,11 @@ class Session:
 
     # -- catalog --------------------------------------------------------------------------------
     def has_function(self, name: str, schema: str = "pxt") -> bool:
+        """Does the installed extension have this function? (a newer client on an older extension)"""
         if name in self._functions:
             return True
-        ok = self.fetchone("SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-                           "WHERE n.nspname = %s AND p.proname = %s)", (schema, name))[0]
+        ok = self.fetchone("SELECT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = to_regnamespace(%s) "
+                           "AND proname = %s)", (schema, name))[0]
         if ok:
             self._functions.add(name)
         return ok
@@ -146,29 +130,11 @@ class Session:
         return row[0] if row else "?"
 
     def embedding_index(self, table, column: str, idx: str | None = None) -> dict:
-        """Name, vector column and metric of the embedding index on ``column``.
-
-        From ``pxt.embedding_indexes`` (the embedding-index SQL API); without it, from
-        PostgreSQL's catalogs: an HNSW index on a computed column that reads ``column``, its
-        operator class giving the metric (vector_cosine_ops -> cosine, *_ip_ops -> ip, *_l2_ops -> l2)."""
-        if self.has_function("embedding_indexes"):
-            rows = [(r[0], r[1], r[2]) for r in self.fetchall(
-                "SELECT name, vector_column, metric FROM pxt.embedding_indexes(%s) WHERE source_column = %s "
-                "ORDER BY name", (table._path, column))]
-        else:
-            rows = []
-            for index, vcol, opc in self.fetchall("""
-                SELECT i.indexrelid::regclass::text, a.attname, opc.opcname
-                FROM pg_index i
-                JOIN pg_class ic ON ic.oid = i.indexrelid
-                JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'hnsw'
-                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                JOIN pg_opclass opc ON opc.oid = i.indclass[0]
-                JOIN pxt.column_defs d ON d.relid = i.indrelid AND d.attnum = a.attnum
-                WHERE i.indrelid = %s::regclass AND %s = ANY(d.deps)
-                ORDER BY 1""", (table._path, column)):
-                metric = "cosine" if "cosine" in opc else "ip" if "_ip_" in opc else "l2" if "l2" in opc else None
-                rows.append((None, vcol, metric))
+        """Name, vector column and metric of the embedding index on ``column`` (pxt.embedding_indexes)."""
+        self.require_function("embedding_indexes", "similarity search (embedding indexes)")
+        rows = [(r[0], r[1], r[2]) for r in self.fetchall(
+            "SELECT name, vector_column, metric FROM pxt.embedding_indexes(%s) WHERE source_column = %s "
+            "ORDER BY name", (table._path, column))]
         if idx is not None:
             rows = [r for r in rows if idx in (r[0], r[1])]
         where = f"{table._path}.{column}"
@@ -185,10 +151,9 @@ class Session:
 
     # -- media ------------------------------------------------------------------------------------
     def ensure_helpers(self, conn=None) -> None:
-        """Session-local helper: which media references can the server read? (one call per batch)"""
+        """The session's temporary upload table (media bytes COPYed in, stored in one statement)."""
         if conn is None and self._helpers:
             return
-        self.execute(_READABLE_FN, conn=conn)
         self.execute("CREATE TEMP TABLE IF NOT EXISTS pxt_upload (i integer, data bytea, ext text)", conn=conn)
         if conn is None:
             self._helpers = True
@@ -196,8 +161,7 @@ class Session:
     def server_readable(self, refs: list[str], conn=None) -> list[bool]:
         if not refs:
             return []
-        self.ensure_helpers(conn)
-        return list(self.execute("SELECT pg_temp.pxt_readable(%s::text[])", (refs,), conn=conn).fetchone()[0])
+        return list(self.execute("SELECT pxt.media_readable(%s::text[])", (refs,), conn=conn).fetchone()[0])
 
     def media_value(self, value) -> str:
         """One media value as a reference the server can read (uploading a local file if needed)."""

@@ -2,8 +2,8 @@
 
 Every method is one or a few calls of the ``pxt`` SQL API (``pxt.add_computed_column``,
 ``pxt.drop_column``, ``pxt.history``...) or plain DML built with sqlglot; the database does
-the work. Columns are read from PostgreSQL's catalog (``pg_attribute``) joined with
-``pxt.column_defs``, so views, snapshots and time-travel views work the same way.
+the work. Columns come from ``pxt.describe``, which works alike for tables, views, snapshots
+and time-travel views.
 """
 from __future__ import annotations
 
@@ -58,19 +58,10 @@ class Table:
     # -- columns --------------------------------------------------------------------------------
     def _columns(self) -> dict[str, _Col]:
         if self._cols is None:
-            rows = self._session.fetchall("""
-                SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-                       CASE WHEN tn.nspname = 'pxt' AND t.typname IN ('image', 'video', 'audio', 'document')
-                            THEN t.typname::text END,
-                       d.expr
-                FROM pg_attribute a
-                JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
-                LEFT JOIN pxt.column_defs d ON d.relid = a.attrelid AND d.attnum = a.attnum
-                WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
-                ORDER BY a.attnum""", (self._path,))
+            rows = self._session.fetchall(
+                "SELECT name, type, media_type, is_computed, expr, is_system FROM pxt.describe(%s)", (self._path,))
             self._rowid = any(r[0] == "_pxt_rowid" for r in rows)
-            self._cols = {r[0]: _Col(r[0], T.from_pg(r[1], r[2]), r[3] is not None, r[3])
-                          for r in rows if not r[0].startswith("_pxt_")}
+            self._cols = {r[0]: _Col(r[0], T.from_pg(r[1], r[2]), r[3], r[4]) for r in rows if not r[5]}
         return self._cols
 
     def _refresh(self) -> None:

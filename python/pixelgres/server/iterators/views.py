@@ -221,7 +221,10 @@ def expand_existing(storage: int) -> int:
         rows_ += plpy.execute(plan, [[r["id"] for r in batch]])[0]["n"]
         done += len(batch)
         if total > CHUNK:
-            plpy.notice(f"pixelgres: expanding {e['view_schema']}.{e['view_name']}: {done} of {total} rows of {base_full}")
+            view = f"{e['view_schema']}.{e['view_name']}"
+            plpy.notice(f"pixelgres: expanding {view}: {done} of {total} rows of {base_full}",
+                        detail=json.dumps({"pixelgres_progress": {"op": "expand_view", "table": view, "base": base_full,
+                                                                  "done": done, "total": total}}))
     return rows_
 
 
