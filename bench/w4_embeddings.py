@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 
-# The same OpenMP setting the backend uses (pixelgres.server.embeddings._threads_env): idle
+# The same OpenMP setting the backend uses (pixelgres.server.ai.embedding_models._threads_env): idle
 # threads sleep rather than spin. Without it a loaded machine slows the direct side several-fold,
 # which would flatter pixelgres.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -5,7 +5,8 @@ changed: a change is a new migration); sql/functions/*.sql are idempotent CREATE
 REPLACE files, replayed whole by every install or upgrade. Each release's full script is frozen
 in sql/releases/; the upgrade from it (--upgrade-from) is the migrations it does not name, then
 every function file, so an upgrade ends with the same objects as a fresh install
-(tests/test_upgrade.py compares the catalogs).  Every plpython3u body starts with the line ``#@pxt``,
+(tests/test_upgrade.py compares the catalogs). A function file's ``-- @registry`` line becomes the
+functions its ``.toml`` declares (extension/registry.py). Every plpython3u body starts with the line ``#@pxt``,
 replaced here by the one generated preamble, which binds ``srv`` to the server package
 (booted once per backend by pxt._boot(), defined in sql/functions/00_boot.sql; a boot failure
 is re-raised by the calling function itself so the user sees its message unwrapped).
@@ -20,6 +21,8 @@ it. Statements that name pgvector's ``vector`` add its schema after pg_catalog f
 import argparse
 import pathlib
 import re
+
+import registry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PREAMBLE = ("if 'pxt_srv' not in GD: plpy.execute('SELECT pxt._boot()')\n"
@@ -54,6 +57,8 @@ def main() -> None:
             if f"{sub}/{f.name}" in done:
                 continue
             text = f.read_text().replace("@PXT_VERSION@", args.version)
+            if sub == "functions":
+                text = registry.expand(f, text)  # the functions declared in the .toml beside it
             text = re.sub(r"^#@pxt$", PREAMBLE, text, flags=re.MULTILINE)
             parts.append(f"\n-- ===== {sub}/{f.name} =====\n{text}")
     pathlib.Path(args.out).write_text("".join(parts))

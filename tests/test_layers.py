@@ -23,7 +23,7 @@ SERVER_LAYERS = [
     ["versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
     ["iterators.views", "versioning.revert"],
-    ["ai.ratelimit", "ai.openai_fns", "ai.embeddings"],
+    ["ai.ratelimit", "ai.openai_client", "ai.openai_fns", "ai.embedding_models", "ai.embedding_index"],
     [""],  # pixelgres.server itself: the entry point SQL bodies call
 ]
 

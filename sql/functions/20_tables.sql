@@ -217,7 +217,7 @@ CREATE OR REPLACE FUNCTION pxt.batch_probe(x text) RETURNS text LANGUAGE plpytho
 #@pxt
 return srv.batch.call("batch_probe", (x,))
 $py$;
-INSERT INTO pxt.batched_functions (func, batch_func) VALUES ('pxt.batch_probe(text)', 'pxt.batch_probe(text)')
+INSERT INTO pxt.batched_functions (func) VALUES ('pxt.batch_probe(text)')
 ON CONFLICT DO NOTHING;
 
 -- keeping the catalog in step with plain DDL --------------------------------------------------

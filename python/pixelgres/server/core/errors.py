@@ -47,8 +47,23 @@ _SqlMediaError.__module__ = "builtins"
 
 
 def guard(fn, *args):
-    """Call ``fn``; a MediaError becomes an SQL error naming the value."""
+    """Call ``fn`` for an SQL function: a MediaError (a bad media value) and a ValueError (a bad
+    argument) become SQL errors with SQLSTATE 22023 and their message, not tracebacks."""
     try:
         return fn(*args)
     except MediaError as e:
         raise sql_media_error(str(e)) from None
+    except ValueError as e:
+        fail(str(e))
+
+
+def rows(fn, *args) -> list:
+    """``guard`` for a set-returning function: its rows, collected before returning (the
+    function scan materialises them anyway, and an error raised while PostgreSQL pulls rows
+    from a generator loses its message)."""
+    try:
+        return list(fn(*args))
+    except MediaError as e:
+        raise sql_media_error(str(e)) from None
+    except ValueError as e:
+        fail(str(e))

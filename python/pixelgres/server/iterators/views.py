@@ -31,7 +31,6 @@ import re
 import plpy
 
 from ..catalog import iterator_entry, iterator_storage, managed
-from ..core.errors import MediaError, sql_media_error
 from ..core.errors import fail as _fail
 from ..core.spi import ensure_schema, lit, one, parse_table_name, q, qualified
 from ..ddl import exprs, tables
@@ -42,20 +41,6 @@ _BARE = re.compile(r"^\s*(" + "|".join(KNOWN) + r")\s*\(", re.I)
 _FIRST_LITERAL = re.compile(r"^(\s*(?:\"[^\"]+\"|[A-Za-z_][\w$]*)(?:\s*\.\s*(?:\"[^\"]+\"|[A-Za-z_][\w$]*))?\s*\(\s*)"
                             r"'((?:[^']|'')*)'")
 CHUNK = 500  # base rows expanded per statement when a view is created over existing rows
-
-
-# --- set-returning functions ------------------------------------------------------------------------
-def rows(fn, *args) -> list:
-    """Run an iterator for a plpython SRF, turning bad input into clean SQL errors.
-
-    The rows are collected before returning (the function scan materializes them anyway):
-    an error raised while PostgreSQL pulls rows from a generator loses its message."""
-    try:
-        return list(fn(*args))
-    except MediaError as e:
-        raise sql_media_error(str(e)) from None
-    except ValueError as e:
-        _fail(str(e), sqlstate="22023")
 
 
 # --- catalog ------------------------------------------------------------------------------------------

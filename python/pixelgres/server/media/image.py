@@ -194,6 +194,22 @@ def info(uri: str) -> dict:
     return {"width": w, "height": h, "mode": im.mode, "format": im.format}
 
 
+def width(uri: str) -> int:
+    return info(uri)["width"]
+
+
+def height(uri: str) -> int:
+    return info(uri)["height"]
+
+
+def mode(uri: str) -> str:
+    return info(uri)["mode"]
+
+
+def format(uri: str) -> str:  # noqa: A001 - the SQL function's name
+    return info(uri)["format"]
+
+
 def to_bytes(uri: str, fmt: str | None = None) -> bytes:
     if fmt is None:
         with open(local_path(uri), "rb") as f:

@@ -108,6 +108,13 @@ def store_bytes(data: bytes, ext: str) -> str:
     return ref
 
 
+def store_media(data: bytes, ext: str) -> str:
+    """pxt.store_media: bytes a client uploads, under a file extension it names."""
+    if not ext.isalnum() or len(ext) > 8:
+        raise ValueError(f"invalid file extension {ext!r}: letters and digits, at most 8")
+    return store_bytes(data, ext)
+
+
 def write_atomic(final: str, data: bytes) -> None:
     """Write through a ``.tmp-`` file renamed into place: readers never see a partial file, two
     writers of the same content race harmlessly, and an interrupted write leaves only a temp

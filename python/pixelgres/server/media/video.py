@@ -306,6 +306,16 @@ def check_format(fmt: str | None, quality: int | None) -> tuple[str, str]:
     return f
 
 
+def frame_iterator(uri: str | None, fps=None, num_frames=None, keyframes_only=None, virtual=None,
+                   fmt: str | None = "jpeg", quality: int | None = 90):
+    """pxt.frame_iterator. The arguments are checked even without a video: a view over an
+    empty table must refuse bad ones when it is created."""
+    check_args(fps, num_frames, keyframes_only or False)
+    if uri is None:
+        return []
+    return frames(uri, fps, num_frames, keyframes_only or False, virtual or False, fmt, quality)
+
+
 def frames(uri: str, fps=None, num_frames=None, keyframes_only=False, virtual=False,
            fmt: str | None = "jpeg", quality: int | None = 90):
     """Rows (pos, frame_idx, pos_msec, pts, key_frame, frame) of the frame iterator."""
