@@ -12,7 +12,7 @@ import json
 import plpy
 
 from .core.errors import fail
-from .core.spi import one, parse_table_name, q
+from .core.spi import one, parse_table_name
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -37,16 +37,6 @@ def managed(name: str) -> int:
 def vkey(oid: int) -> str:
     """The stable key of a managed table's generated objects (see pxt.tables.vkey)."""
     return one("SELECT vkey FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["vkey"]
-
-
-def hist_name(oid: int) -> str:
-    """The history table holding a managed table's past row versions."""
-    return f'pxt_internal."hist_{vkey(oid)}"'
-
-
-def overlay_name(snapshot_vkey: str) -> str:
-    """The table holding a snapshot's rows that its base's history no longer has."""
-    return f"pxt_internal.{q('snap_' + snapshot_vkey)}"
 
 
 # --- the version log ---------------------------------------------------------------------------

@@ -20,11 +20,29 @@ import json
 
 import plpy
 
-from ..catalog import current_version, hist_name, overlay_name, vkey
+from ..catalog import current_version, vkey
 from ..core.errors import fail as _fail
-from ..core.spi import ensure_schema, lit, one, parse_table_name, q, qualified
+from ..core.spi import ensure_schema, one, parse_table_name, qualified
+from ..sqlgen import versioning as gen
+from ..sqlgen.compose import Composable, Identifier, clip
 
 SYSTEM = ("_pxt_rowid", "_pxt_v")
+
+
+def _execute(stmt: Composable):
+    return plpy.execute(stmt.as_string())
+
+
+def relation_of(oid: int) -> Identifier:
+    """A relation's schema-qualified name, for generated SQL (``qualified`` is for messages)."""
+    r = one("SELECT n.nspname AS s, c.relname AS r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = $1", oid, types=["oid"])
+    return Identifier(r["s"], r["r"])
+
+
+def history_of(oid: int) -> Identifier:
+    """The history table holding a managed table's past row versions."""
+    return gen.history_table(vkey(oid))
 
 
 def live_columns(oid: int) -> list[dict]:
@@ -35,20 +53,21 @@ def live_columns(oid: int) -> list[dict]:
           AND attname NOT IN ('_pxt_rowid', '_pxt_v') ORDER BY attnum""", ["oid"]), [oid]))
 
 
+def _columns(rows) -> list[gen.Column]:
+    return [gen.Column.of(r) for r in rows]
+
+
 def ensure_history(oid: int) -> None:
     """Create the history table, and give it a column for every attribute of the table."""
-    h = hist_name(oid)
-    if not one(f"SELECT to_regclass({lit(h)}) IS NOT NULL AS e")["e"]:
-        plpy.execute(f"CREATE TABLE {h} (_pxt_rowid bigint NOT NULL, _pxt_v integer NOT NULL, "
-                     f"_pxt_v_to integer NOT NULL)")
-        plpy.execute(f'CREATE INDEX ON {h} (_pxt_v_to)')  # revert; time travel scans
-        plpy.execute(f"GRANT SELECT ON {h} TO pxt_reader")
+    h = history_of(oid)
+    if not one("SELECT to_regclass($1) IS NOT NULL AS e", h.as_string())["e"]:
+        for stmt in gen.create_history_table(h):
+            _execute(stmt)
     have = {r["attname"] for r in plpy.execute(plpy.prepare(
         "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
-        ["text"]), [h])}
-    for a in live_columns(oid):
-        if f"c{a['attnum']}" not in have:
-            plpy.execute(f"ALTER TABLE {h} ADD COLUMN c{a['attnum']} {a['type']}")
+        ["text"]), [h.as_string()])}
+    for stmt in gen.add_history_columns(h, _columns(live_columns(oid)), have):
+        _execute(stmt)
 
 
 
@@ -56,132 +75,63 @@ def ensure_history(oid: int) -> None:
 def trigger_sql(oid: int, late_errors: bool) -> list[str]:
     """Statements (re)creating the version triggers of a table. ``late_errors``: batched
     columns record errors after the rows were captured, so count them in the table."""
-    table = qualified(oid)
-    h = hist_name(oid)
-    attrs = live_columns(oid)
-    hcols = ", ".join(f"c{a['attnum']}" for a in attrs)
-    ocols = ", ".join(f"o.{q(a['name'])}" for a in attrs)
-    k = vkey(oid)
-    fn = f'pxt_internal."ver_{k}"'
-    skip = ("current_setting('pixelgres.replaying', true) = 'on' OR "
-            "coalesce(current_setting('pixelgres.recompute', true), '') <> '' OR "
-            "current_setting('pxt_v.internal', true) = 'on'")
-    body = f"""
-DECLARE
-  v integer := nullif(current_setting('pxt_v.{k}', true), '')::integer;
-  n bigint;
-  e bigint := 0;
-  caused integer;
-BEGIN
-  IF {skip} THEN RETURN NULL; END IF;
-  IF TG_WHEN = 'BEFORE' THEN
-    UPDATE pxt.tables SET version = version + 1 WHERE relid = TG_RELID RETURNING version INTO v;
-    PERFORM set_config('pxt_v.{k}', v::text, true);
-    RETURN NULL;
-  END IF;
-  IF TG_OP = 'INSERT' THEN
-    SELECT count(*), count(*) FILTER (WHERE {"(SELECT t._pxt_errors IS NOT NULL FROM " + table + " t WHERE t._pxt_rowid = n._pxt_rowid)" if late_errors else "n._pxt_errors IS NOT NULL"})
-      INTO n, e FROM pxt_new n;
-  ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO {h} (_pxt_rowid, _pxt_v, _pxt_v_to{', ' + hcols if hcols else ''})
-      SELECT o._pxt_rowid, o._pxt_v, v{', ' + ocols if ocols else ''} FROM pxt_old o WHERE o._pxt_v < v;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    SELECT count(*) INTO e FROM pxt_new t WHERE t._pxt_errors IS NOT NULL;
-  ELSE
-    INSERT INTO {h} (_pxt_rowid, _pxt_v, _pxt_v_to{', ' + hcols if hcols else ''})
-      SELECT o._pxt_rowid, o._pxt_v, v{', ' + ocols if ocols else ''} FROM pxt_old o WHERE o._pxt_v < v;
-    GET DIAGNOSTICS n = ROW_COUNT;
-  END IF;
-  IF n = 0 THEN  -- nothing changed: give the version number back (we hold the row lock)
-    UPDATE pxt.tables SET version = version - 1 WHERE relid = TG_RELID AND version = v;
-  ELSE
-    -- an iterator view's rows are written by its base's statement: remember which version
-    SELECT nullif(current_setting('pxt_v.' || b.vkey, true), '')::integer INTO caused
-      FROM pxt.tables s JOIN pxt.tables b ON b.relid = s.base WHERE s.relid = TG_RELID AND s.kind = 'view';
-    INSERT INTO pxt.versions (relid, version, change_type, inserts, updates, deletes, errors, caused_by)
-    VALUES (TG_RELID, v, 'data', CASE WHEN TG_OP = 'INSERT' THEN n ELSE 0 END,
-            CASE WHEN TG_OP = 'UPDATE' THEN n ELSE 0 END, CASE WHEN TG_OP = 'DELETE' THEN n ELSE 0 END, e, caused);
-  END IF;
-  RETURN NULL;
-END"""
-    # SECURITY DEFINER: anyone allowed to write the table gets its versions recorded (history
-    # table, version log) as the table's owner; the body is fixed, schema-qualified SQL.
-    out = [f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
-           f"SET search_path = pg_catalog, pg_temp AS {lit(body)}",
-           # inserted rows take the statement's version from a default: no row trigger needed
-           f"ALTER TABLE {table} ALTER COLUMN _pxt_v SET DEFAULT "
-           f"coalesce(nullif(current_setting('pxt_v.{k}', true), '')::integer, 0)"]
-    for ev in ("INSERT", "UPDATE", "DELETE"):
-        out.append(f"CREATE OR REPLACE TRIGGER pxt_version_begin_{ev.lower()} BEFORE {ev} ON {table} "
-                   f"FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
-        ref = {"INSERT": "NEW TABLE AS pxt_new", "UPDATE": "OLD TABLE AS pxt_old NEW TABLE AS pxt_new",
-               "DELETE": "OLD TABLE AS pxt_old"}[ev]
-        out.append(f"CREATE OR REPLACE TRIGGER pxt_version_end_{ev.lower()} AFTER {ev} ON {table} "
-                   f"REFERENCING {ref} FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
-    out.append(f"CREATE OR REPLACE TRIGGER pxt_guard_version BEFORE UPDATE OF _pxt_v ON {table} "
-               f"FOR EACH ROW EXECUTE FUNCTION pxt._guard_version()")
-    return out
+    stmts = gen.trigger_statements(relation_of(oid), vkey(oid), _columns(live_columns(oid)), bool(late_errors))
+    return [s.as_string() for s in stmts]
 
 
 
 # --- time travel and snapshots ---------------------------------------------------------------------
-def version_sql(oid: int, n: int) -> str:
+def version_query(oid: int, n: int) -> Composable:
     """SELECT returning exactly the rows and columns (as named then) live at version n."""
-    table = qualified(oid)
     t = one("SELECT version, retained_from FROM pxt.tables WHERE relid = $1", oid, types=["oid"])
     if n < 0 or n > t["version"]:
-        _fail(f"{table} has no version {n} (versions 0..{t['version']})")
+        _fail(f"{qualified(oid)} has no version {n} (versions 0..{t['version']})")
     if n < t["retained_from"]:
-        _fail(f"version {n} of {table} was vacuumed (oldest kept: {t['retained_from']})")
+        _fail(f"version {n} of {qualified(oid)} was vacuumed (oldest kept: {t['retained_from']})")
     schema = json.loads(one("SELECT schema FROM pxt.versions WHERE relid = $1 AND version <= $2 AND schema IS NOT NULL "
                             "ORDER BY version DESC LIMIT 1", oid, n, types=["oid", "int"])["schema"])
     phys = {r["attnum"]: r["attname"] for r in plpy.execute(plpy.prepare(
         "SELECT attnum, attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
         ["oid"]), [oid])}
-    live_cols, hist_cols = ["_pxt_rowid"], ["_pxt_rowid"]
-    for c in schema:
-        if c["attnum"] in phys:
-            live_cols.append(f"{q(phys[c['attnum']])} AS {q(c['name'])}")
-            hist_cols.append(f"c{c['attnum']} AS {q(c['name'])}")
-        else:  # physically gone (vacuumed): keep the column, without values
-            live_cols.append(f"NULL::{c['type']} AS {q(c['name'])}")
-            hist_cols.append(f"NULL::{c['type']} AS {q(c['name'])}")
-    ns = str(int(n))
-    h = hist_name(oid)
-    # live rows inserted by n and not replaced since; history entries live at n (a row version
-    # starts where the row's previous entry ended, or at its insert)
-    return (f"SELECT {', '.join(live_cols)} FROM ONLY {table} t WHERE t._pxt_v <= {ns} AND NOT EXISTS "
-            f"(SELECT 1 FROM {h} x WHERE x._pxt_rowid = t._pxt_rowid AND x._pxt_v_to > {ns}) UNION ALL "
-            f"SELECT {', '.join(hist_cols)} FROM (SELECT *, coalesce(lag(_pxt_v_to) OVER (PARTITION BY _pxt_rowid "
-            f"ORDER BY _pxt_v_to), _pxt_v) AS pxt_start FROM {h} WHERE _pxt_v <= {ns}) s "
-            f"WHERE s.pxt_start <= {ns} AND s._pxt_v_to > {ns}")
+    return gen.version_select(relation_of(oid), history_of(oid), _columns(schema), phys, int(n))
+
+
+def version_sql(oid: int, n: int) -> str:
+    """SELECT returning exactly the rows and columns (as named then) live at version n."""
+    return version_query(oid, n).as_string()
+
+
+def _user_relation(name: str) -> tuple[str, Identifier]:
+    """A user's relation name: its schema and its Identifier (over-long names truncated as
+    PostgreSQL truncates them)."""
+    schema, rel = parse_table_name(name)
+    return schema, Identifier(clip(schema), clip(rel))
 
 
 def create_snapshot(name: str, oid: int, n) -> str:
-    schema, rel = parse_table_name(name)
-    full = f"{q(schema)}.{q(rel)}"
+    schema, view = _user_relation(name)
     n = current_version(oid) if n is None else int(n)
-    sql = version_sql(oid, n)
+    select = version_query(oid, n)
     ensure_schema(schema)
-    plpy.execute(f"CREATE VIEW {full} AS {sql}")
-    plpy.execute(f"GRANT SELECT ON {full} TO pxt_reader")
-    plpy.execute(f"COMMENT ON VIEW {full} IS {lit(f'pixelgres snapshot of {qualified(oid)} at version {n}')}")
+    for stmt in gen.create_snapshot(view, select, gen.snapshot_comment(qualified(oid), n)):
+        _execute(stmt)
+    full = view.as_string()
     plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid, kind, base, version, pins) "
                               "VALUES ($1::regclass, 'snapshot', $2, $3, $3)", ["text", "oid", "int"]), [full, oid, n])
     return full
 
 
 def drop_snapshot(name: str) -> None:
-    schema, rel = parse_table_name(name)
-    full = f"{q(schema)}.{q(rel)}"
-    r = one("SELECT vkey FROM pxt.tables WHERE kind = 'snapshot' AND relid = to_regclass($1)", full)
+    _, view = _user_relation(name)
+    r = one("SELECT vkey FROM pxt.tables WHERE kind = 'snapshot' AND relid = to_regclass($1)", view.as_string())
     if r is None:
         _fail(f"{name!r} is not a snapshot", sqlstate="42809")
-    plpy.execute(f"DROP VIEW {full}")
-    plpy.execute(f"DROP TABLE IF EXISTS {overlay_name(r['vkey'])}")
+    for stmt in gen.drop_snapshot(view, gen.overlay_table(r["vkey"])):
+        _execute(stmt)
 
 
 def at_version(oid: int, n: int) -> str:
-    name = f"{one('SELECT relname FROM pg_class WHERE oid = $1', oid, types=['oid'])['relname']}@{int(n)}"
-    plpy.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {version_sql(oid, n)}")
-    return f"pg_temp.{q(name)}"
+    relname = one("SELECT relname FROM pg_class WHERE oid = $1", oid, types=["oid"])["relname"]
+    name = clip(relname + "@" + str(int(n)))
+    _execute(gen.create_temp_view(name, version_query(oid, n)))
+    return Identifier("pg_temp", name).as_string()

@@ -8,11 +8,16 @@ import json
 
 import plpy
 
-from ..catalog import hist_name, overlay_name
 from ..core.errors import fail as _fail
-from ..core.spi import lit, one, q, qualified
+from ..core.spi import one, qualified
 from ..ddl import tables, triggers
-from .history import live_columns, version_sql
+from ..sqlgen import versioning as gen
+from ..sqlgen.compose import Composable
+from .history import history_of, live_columns, relation_of, version_query
+
+
+def _execute(stmt: Composable):
+    return plpy.execute(stmt.as_string())
 
 
 def _pinning_snapshots(oid: int, v: int) -> list[dict]:
@@ -68,41 +73,28 @@ def _keep_snapshot(snap: dict, oid: int, v: int, data_version: bool) -> None:
     version only moves the rows that version changed into the overlay, as they are in the
     snapshot, and pins ``v - 1`` (same schema): the cost stays what the version changed. Undoing
     a schema version copies the whole snapshot into the overlay, which then pins nothing."""
-    view, ov, table, h = snap["s"], overlay_name(snap["vkey"]), qualified(oid), hist_name(oid)
-    cols = list(plpy.execute(plpy.prepare(
+    view, ov = relation_of(snap["oid"]), gen.overlay_table(snap["vkey"])
+    table, h = relation_of(oid), history_of(oid)
+    cols = [gen.Column.of(c) for c in plpy.execute(plpy.prepare(
         "SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
         "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attname <> '_pxt_rowid' ORDER BY attnum",
-        ["oid"]), [snap["oid"]]))
-    names = ", ".join(q(c["name"]) for c in cols)
-    if not one(f"SELECT to_regclass({lit(ov)}) IS NOT NULL AS e")["e"]:
-        defs = "".join(f", {q(c['name'])} {c['type']}" for c in cols)
-        plpy.execute(f"CREATE TABLE {ov} (_pxt_rowid bigint PRIMARY KEY, _pxt_present boolean NOT NULL{defs})")
-        plpy.execute(f"COMMENT ON TABLE {ov} IS {lit(f'pixelgres: rows of snapshot {view} no longer in its base history')}")
+        ["oid"]), [snap["oid"]])]
+    if not one("SELECT to_regclass($1) IS NOT NULL AS e", ov.as_string())["e"]:
         # the snapshot's owner owns its rows (and drops them with it); replacing the view below
         # needs that ownership anyway
-        owner = one("SELECT relowner::regrole::text AS o FROM pg_class WHERE oid = $1", snap["oid"], types=["oid"])["o"]
-        plpy.execute(f"ALTER TABLE {ov} OWNER TO {owner}")
-    vs = str(int(v))
+        owner = one("SELECT pg_get_userbyid(relowner)::text AS o FROM pg_class WHERE oid = $1",
+                    snap["oid"], types=["oid"])["o"]
+        for stmt in gen.create_overlay(ov, cols, snap["s"], owner):
+            _execute(stmt)
     if data_version:
-        ids = [r["id"] for r in plpy.execute(
-            f"SELECT id FROM (SELECT _pxt_rowid AS id FROM ONLY {table} WHERE _pxt_v = {vs} UNION "
-            f"SELECT _pxt_rowid FROM {h} WHERE _pxt_v_to = {vs}) d "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {ov} o WHERE o._pxt_rowid = d.id)")]
-        plpy.execute(plpy.prepare(
-            f"INSERT INTO {ov} (_pxt_rowid, _pxt_present{', ' + names if names else ''}) "
-            f"SELECT d.id, s._pxt_rowid IS NOT NULL{''.join(', s.' + q(c['name']) for c in cols)} "
-            f"FROM unnest($1::bigint[]) d(id) LEFT JOIN (SELECT * FROM {view} WHERE _pxt_rowid = ANY($1)) s "
-            f"ON s._pxt_rowid = d.id", ["bigint[]"]), [ids])
+        ids = [r["id"] for r in _execute(gen.overlay_missing_ids(table, h, ov, int(v)))]
+        plpy.execute(plpy.prepare(gen.overlay_take_rows(ov, view, cols).as_string(), ["bigint[]"]), [ids])
         pins = v - 1
-        body = (f"SELECT b.* FROM ({version_sql(oid, pins)}) b WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {ov} o WHERE o._pxt_rowid = b._pxt_rowid) UNION ALL ")
+        pinned = version_query(oid, pins)
     else:
-        plpy.execute(f"INSERT INTO {ov} (_pxt_rowid, _pxt_present{', ' + names if names else ''}) "
-                     f"SELECT s._pxt_rowid, true{''.join(', s.' + q(c['name']) for c in cols)} FROM {view} s "
-                     f"WHERE NOT EXISTS (SELECT 1 FROM {ov} o WHERE o._pxt_rowid = s._pxt_rowid)")
-        pins, body = None, ""
-    body += f"SELECT _pxt_rowid{', ' + names if names else ''} FROM {ov} WHERE _pxt_present"
-    plpy.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+        _execute(gen.overlay_take_all(ov, view, cols))
+        pins, pinned = None, None
+    _execute(gen.snapshot_over_overlay(view, ov, cols, pinned))
     plpy.execute(plpy.prepare("UPDATE pxt.tables SET pins = $2 WHERE relid = $1", ["oid", "int"]), [snap["oid"], pins])
 
 
@@ -126,19 +118,9 @@ def _revert_views(oid: int, v: int, table: str, if_pinned: str) -> None:
 
 
 def _revert_data(oid: int, v: int) -> None:
-    table, h = qualified(oid), hist_name(oid)
-    attrs = live_columns(oid)
-    vs = str(int(v))
-    plpy.execute(f"DELETE FROM ONLY {table} t WHERE t._pxt_v = {vs} AND NOT EXISTS "
-                 f"(SELECT 1 FROM {h} h WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {vs})")
-    sets = ", ".join(f"{q(a['name'])} = h.c{a['attnum']}" for a in attrs)
-    plpy.execute(f"UPDATE ONLY {table} t SET {sets} FROM {h} h "
-                 f"WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {vs}")
-    names = ", ".join([q(a["name"]) for a in attrs] + ["_pxt_rowid", "_pxt_v"])
-    vals = ", ".join([f"h.c{a['attnum']}" for a in attrs] + ["h._pxt_rowid", "h._pxt_v"])
-    plpy.execute(f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE SELECT {vals} FROM {h} h "
-                 f"WHERE h._pxt_v_to = {vs} AND NOT EXISTS (SELECT 1 FROM ONLY {table} t WHERE t._pxt_rowid = h._pxt_rowid)")
-    plpy.execute(f"DELETE FROM {h} WHERE _pxt_v_to = {vs}")
+    cols = [gen.Column.of(a) for a in live_columns(oid)]
+    for stmt in gen.revert_data(relation_of(oid), history_of(oid), cols, int(v)):
+        _execute(stmt)
 
 
 def _revert_schema(oid: int, v: int, change: dict) -> None:
@@ -152,17 +134,18 @@ def _revert_schema(oid: int, v: int, change: dict) -> None:
             row = one("SELECT name, expr_view::oid AS vo FROM pxt.column_defs WHERE relid = $1 AND attnum = $2",
                       oid, change["attnum"], types=["oid", "int"])
             if row:
+                view = None
                 if row["vo"] and one("SELECT 1 AS x FROM pg_class WHERE oid = $1", row["vo"], types=["oid"]):
-                    plpy.execute(f"DROP VIEW {one('SELECT $1::regclass::text AS n', row['vo'], types=['oid'])['n']}")
-                plpy.execute(f"ALTER TABLE {table} DROP COLUMN {q(row['name'])} CASCADE")
-                h = hist_name(oid)
-                plpy.execute(f"ALTER TABLE {h} DROP COLUMN IF EXISTS c{int(change['attnum'])}")
+                    view = relation_of(row["vo"])
+                for stmt in gen.revert_add_column(relation_of(oid), history_of(oid), row["name"],
+                                                  int(change["attnum"]), view):
+                    _execute(stmt)
         elif op == "drop_column":
             tables.undrop_column(oid, change["attnum"], change["column"])
         elif op == "rename_column":
             phys = one("SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
                        oid, change["attnum"], types=["oid", "int"])["attname"]
-            plpy.execute(f"ALTER TABLE {table} RENAME COLUMN {q(phys)} TO {q(change['from'])}")
+            _execute(gen.rename_column(relation_of(oid), phys, change["from"]))
         elif op == "alter_computed_column":
             tables.alter_computed_column(table, change["column"], change["old_expr"], change["old_on_error"],
                                          log=False)

@@ -4,10 +4,17 @@ import time
 
 import plpy
 
-from ..catalog import current_version, hist_name, overlay_name
+from ..catalog import current_version
 from ..core.errors import fail as _fail
-from ..core.spi import lit, one, q, qualified
+from ..core.spi import one, qualified
 from ..media.store import media_dir
+from ..sqlgen import versioning as gen
+from ..sqlgen.compose import Composable
+from .history import history_of, relation_of
+
+
+def _execute(stmt: Composable):
+    return plpy.execute(stmt.as_string())
 
 
 def vacuum_history(oid: int, keep, older_than) -> dict:
@@ -32,14 +39,14 @@ def vacuum_history(oid: int, keep, older_than) -> dict:
     old = one("SELECT retained_from FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["retained_from"]
     if cutoff <= old:
         return {"retained_from": old, "rows_removed": 0}
-    n = plpy.execute(f"DELETE FROM {hist_name(oid)} WHERE _pxt_v_to <= {int(cutoff)}").nrows()
+    n = _execute(gen.delete_history_through(history_of(oid), int(cutoff))).nrows()
     plpy.execute(plpy.prepare("UPDATE pxt.tables SET retained_from = $2 WHERE relid = $1", ["oid", "int"]), [oid, cutoff])
     # soft-dropped columns no retained version can see are dropped for good
     for d in plpy.execute(plpy.prepare(
             "SELECT attnum, name FROM pxt.column_defs WHERE relid = $1 AND dropped_at IS NOT NULL AND dropped_at <= $2",
             ["oid", "int"]), [oid, cutoff]):
         plpy.execute("SELECT set_config('pxt_v.no_log', 'on', true)")
-        plpy.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {q('_pxt_dropped_' + str(d['attnum']))}")
+        _execute(gen.drop_dropped_column(relation_of(oid), int(d["attnum"])))
         plpy.execute("SELECT set_config('pxt_v.no_log', 'off', true)")
     return {"retained_from": cutoff, "rows_removed": n}
 
@@ -55,24 +62,20 @@ def vacuum_media(min_age_seconds: float, dry_run: bool) -> dict:
             "SELECT a.attname, d.attnum FROM pxt.column_defs d JOIN pg_attribute a ON a.attrelid = d.relid "
             "AND a.attnum = d.attnum AND NOT a.attisdropped WHERE d.relid = $1 AND d.media_type IS NOT NULL",
             ["oid"]), [oid])
-        h = hist_name(oid)
-        has_h = one(f"SELECT to_regclass({lit(h)}) IS NOT NULL AS e")["e"]
+        h = history_of(oid)
+        has_h = one("SELECT to_regclass($1) IS NOT NULL AS e", h.as_string())["e"]
         for c in cols:
-            parts = [f"SELECT {q(c['attname'])}::text AS r FROM ONLY {qualified(oid)}"]
-            if has_h:
-                parts.append(f"SELECT c{int(c['attnum'])}::text FROM {h}")
-            for r in plpy.execute(f"SELECT DISTINCT r FROM ({' UNION ALL '.join(parts)}) s "
-                                  f"WHERE r LIKE 'media://%'"):
+            column = gen.Column(c["attname"], attnum=int(c["attnum"]))
+            for r in _execute(gen.media_references(relation_of(oid), h if has_h else None, column)):
                 refs.add(r["r"][len("media://"):])
     # snapshots that outlived a revert hold their own rows (see _keep_snapshot)
     for s in plpy.execute("SELECT vkey FROM pxt.tables WHERE kind = 'snapshot' AND pins IS DISTINCT FROM version"):
-        ov = overlay_name(s["vkey"])
+        ov = gen.overlay_table(s["vkey"])
         for c in plpy.execute(plpy.prepare(
                 "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped "
                 "AND atttypid = ANY (ARRAY['pxt.image', 'pxt.video', 'pxt.audio', 'pxt.document']::regtype[])",
-                ["text"]), [ov]):
-            for r in plpy.execute(f"SELECT DISTINCT {q(c['attname'])}::text AS r FROM {ov} "
-                                  f"WHERE {q(c['attname'])}::text LIKE 'media://%'"):
+                ["text"]), [ov.as_string()]):
+            for r in _execute(gen.overlay_media_references(ov, c["attname"])):
                 refs.add(r["r"][len("media://"):])
     root = media_dir()
     now = time.time()
