@@ -8,6 +8,8 @@ are unchanged. Items: corrupt, truncated, zero-byte and mistyped images and vide
 private / loopback / link-local / metadata addresses (refused at the address check, proven
 without sending traffic: see ``no_traffic``), SQL-injection attempts through identifiers and
 create_table schemas, malformed JSON paths, wrong argument types, invalid iterator arguments.
+Bad image values given to functions and tables are pg_regress tests: test/sql/bad_media.sql
+(and test/sql/media.sql, test/sql/iterators.sql).
 """
 from __future__ import annotations
 
@@ -171,109 +173,6 @@ def images(db, files):
     db.execute("INSERT INTO ml.images (image, label) VALUES (%s, 'committed')", (good,))
     assert db.execute("SELECT px FROM ml.images").fetchone() == (32 * 24,)
     return good
-
-
-def bad_image(kind: str, files: Path, outside: Path) -> tuple[str, str]:
-    """(media value, pattern the error must match after 'MediaError: ')."""
-    if kind == "zero-byte":
-        return put(files, "empty.png", b""), r"media file is empty \(0 bytes\): '.*/empty\.png'"
-    if kind == "truncated-png":
-        data = png_bytes((64, 48))
-        return put(files, "cut.png", data[: len(data) // 2]), r"image '.*/cut\.png' (does not decode|is truncated)"
-    if kind == "truncated-jpeg":
-        data = jpeg_bytes()
-        return (put(files, "cut.jpg", data[: len(data) // 2]),
-                r"(not a decodable image: |image )'.*/cut\.jpg'.*[Tt]runcated")
-    if kind == "corrupt-png":  # image data overwritten: the chunk checksum no longer matches
-        data = png_bytes((64, 48))
-        return put(files, "corrupt.png", garble(data, len(data) // 2, 20)), r"image '.*/corrupt\.png' does not decode"
-    if kind == "header-only-png":
-        return put(files, "header.png", png_bytes()[:33]), r"not a decodable image: '.*/header\.png'"
-    if kind == "text-as-jpeg":
-        return (put(files, "notes.jpg", b"this is a text file, not a JPEG\n" * 20),
-                r"not a decodable image: '.*/notes\.jpg' \(UnidentifiedImageError")
-    if kind == "30000x30000":
-        return (put(files, "bomb.png", bomb_png()),
-                r"image '.*/bomb\.png' has 30000x30000 pixels, more than pixelgres\.max_image_pixels \(\d+\)")
-    if kind == "missing":
-        return str(files / "gone.png"), r"media file not found: '.*/gone\.png'"
-    if kind == "dotdot-passwd":
-        return (f"{files}/../../../../../../../../etc/passwd",
-                r"'.*/\.\./etc/passwd' is outside pixelgres\.allowed_roots")
-    if kind == "dotdot-image":  # a real image, reached through '..' out of the root
-        return (f"{files}/{os.path.relpath(outside / 'secret.png', files)}",
-                r"'.*/secret\.png' is outside pixelgres\.allowed_roots")
-    if kind == "symlink-escape":
-        link = files / "innocent.png"
-        link.symlink_to(outside / "secret.png")
-        return str(link), r"'.*/innocent\.png' is outside pixelgres\.allowed_roots"
-    if kind == "file-uri-passwd":
-        return "file:///etc/passwd", r"'file:///etc/passwd' is outside pixelgres\.allowed_roots"
-    if kind == "file-uri-dotdot":
-        return (f"file://{files}/..%2F..%2F..%2F..%2F..%2Fetc/passwd",
-                r"'file://.*/\.\.%2F\.\.%2F.*etc/passwd' is outside pixelgres\.allowed_roots")
-    if kind == "frame-ref-escape":  # a virtual video frame whose video is outside the roots
-        return "pxt-frame:0:0:/etc/passwd", r"'/etc/passwd' is outside pixelgres\.allowed_roots"
-    if kind == "frame-ref-malformed":
-        return (f"pxt-frame:x:y:{files}/v.mp4",
-                r"invalid frame reference 'pxt-frame:x:y:.*' \(expected pxt-frame:<frame_idx>:<pts>:<video>\)")
-    raise AssertionError(kind)
-
-
-BAD_IMAGES = ["zero-byte", "truncated-png", "truncated-jpeg", "corrupt-png", "header-only-png", "text-as-jpeg",
-              "30000x30000", "missing", "dotdot-passwd", "dotdot-image", "symlink-escape", "file-uri-passwd",
-              "file-uri-dotdot", "frame-ref-escape", "frame-ref-malformed"]
-
-
-@pytest.mark.parametrize("kind", BAD_IMAGES)
-def test_bad_image_in_a_table(db, files, outside, images, kind):
-    value, cause = bad_image(kind, files, outside)
-    good = images
-    committed = rows(db, "ml.images")
-    head = r"^invalid image in column image of ml\.images, row _pxt_rowid={id}: " + MEDIA
-    assert_multirow_insert_refused(db, "ml.images", "image, label", (good, "a"), (value, "b"), head + cause)
-    # an UPDATE of the committed row to the bad value: refused, the row as it was
-    expect_error(db, "UPDATE ml.images SET image = %s WHERE label = 'committed'", (value,),
-                 r"^invalid image in column image of ml\.images, row _pxt_rowid=1: " + MEDIA + cause)
-    assert rows(db, "ml.images") == committed
-    # with on_error => 'ignore' on the computed columns the media check still refuses the row:
-    # a bad input is not a computed column's error
-    db.execute("SELECT pxt.alter_computed_column('ml.images', 'thumb', 'pxt.resize(image, 8, 8)', "
-               "on_error => 'ignore')")
-    expect_error(db, "INSERT INTO ml.images (image, label) VALUES (%s, 'c')", (value,),
-                 r"^invalid image in column image of ml\.images, row _pxt_rowid=\d+: " + MEDIA + cause)
-    assert rows(db, "ml.images") == committed
-    # the table goes on working
-    db.execute("INSERT INTO ml.images (image, label) VALUES (%s, 'after')", (good,))
-    assert db.execute("SELECT label, px FROM ml.images ORDER BY _pxt_rowid").fetchall() == [
-        ("committed", 768), ("after", 768)]
-
-
-@pytest.mark.parametrize("kind", ["zero-byte", "truncated-png", "text-as-jpeg", "30000x30000", "missing",
-                                  "dotdot-passwd", "symlink-escape", "file-uri-passwd"])
-def test_bad_image_given_to_image_functions(db, files, outside, kind):
-    value, cause = bad_image(kind, files, outside)
-    for q in ("SELECT pxt.resize(%s, 8, 8)", "SELECT pxt.thumbnail(%s, 8, 8)", "SELECT pxt.rotate(%s, 90)",
-              "SELECT pxt.image_url(%s, 16)", "SELECT pxt.to_bytes(%s, 'PNG')"):
-        expect_error(db, q, (value,), "^" + MEDIA + cause, sqlstate="22023")
-    if kind != "truncated-png":  # these read the header only (intact there)
-        for q in ("SELECT pxt.width(%s)", "SELECT pxt.image_info(%s)"):
-            expect_error(db, q, (value,), "^" + MEDIA + cause, sqlstate="22023")
-
-
-def test_30000x30000_png_is_refused_before_decoding(db, files):
-    """Refused from the header: a header-only file claiming the size gives the same pixel-limit
-    error (a decode would have failed on its missing data instead), and so do its bytes."""
-    stub = put(files, "stub.png", bomb_png(complete=False))
-    limit = r"30000x30000 pixels.*pixelgres\.max_image_pixels"
-    for q in ("SELECT pxt.width(%s)", "SELECT pxt.resize(%s, 10, 10)", "SELECT pxt.image_url(%s, 64)",
-              "SELECT pxt._validate_media(%s, 'image')"):
-        expect_error(db, q, (stub,), MEDIA + r"image '.*/stub\.png' has " + limit)
-    for data in (bomb_png(), bomb_png(complete=False)):
-        expect_error(db, "SELECT pxt.image_from_bytes(%s)", (data,),
-                     MEDIA + r"image of 30000x30000 pixels exceeds pixelgres\.max_image_pixels")
-    # a smaller image is decoded as usual (the limit is not a blanket refusal of PNGs)
-    assert db.execute("SELECT pxt.width(pxt.image_from_bytes(%s))", (png_bytes(),)).fetchone() == (32,)
 
 
 @pytest.mark.parametrize("on_error", ["abort", "ignore"])
@@ -826,22 +725,6 @@ def test_column_types_with_constraint_words_are_unknown_types(db):
         msg = expect_error(db, "SELECT pxt.create_table('ct', %s)", (json.dumps({"a": bad}),),
                            rf"column 'a': unknown column type '{bad}'")
         assert "to_regtype" not in msg
-
-
-def test_an_image_named_mp4_is_not_a_video(db, files):
-    from PIL import Image as PILImage
-    PILImage.new("RGB", (100, 100), (1, 2, 3)).save(files / "sq.png")
-    (files / "sq.mp4").write_bytes((files / "sq.png").read_bytes())
-    expect_error(db, "SELECT count(*) FROM pxt.frame_iterator(%s)", (str(files / "sq.mp4"),), r"is an image \(\w+\), not a video")
-
-
-def test_iterator_view_with_bad_arguments_is_refused_at_creation(db):
-    db.execute("SELECT pxt.create_table('ml.vids', '{\"video\": \"video\"}')")  # empty
-    for call in ("pxt.frame_iterator(video, fps => 0)", "pxt.frame_iterator(video, fps => 1, num_frames => 2)",
-                 "pxt.frame_iterator(video, num_frames => -1)"):
-        expect_error(db, "SELECT pxt.create_view('ml.f0', 'ml.vids', %s)", (call,), r"invalid iterator")
-    assert db.execute("SELECT to_regclass('ml.f0')").fetchone()[0] is None
-    db.execute("INSERT INTO ml.vids (video) VALUES (NULL)")  # the base stays usable
 
 
 def test_media_limits_are_settings(db, files):

@@ -1,9 +1,12 @@
-"""The ground everything stands on: install, extension lifecycle, server Python, CLI, demo."""
+"""The ground everything stands on: install, server Python, CLI, demo.
+
+The version, the extension's lifecycle, a missing server Python and the superuser-only
+settings are pg_regress tests: test/sql/foundation.sql.
+"""
 import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -13,21 +16,6 @@ import pixelgres
 from pixelgres.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def test_version_matches_package(db):
-    assert db.execute("SELECT pxt.version()").fetchone()[0] == pixelgres.__version__
-
-
-def test_extension_drops_and_recreates_cleanly(db):
-    db.execute("DROP EXTENSION pixelgres")
-    assert db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'pxt'").fetchone()[0] == 0
-    db.execute("CREATE EXTENSION pixelgres")
-    assert db.execute("SELECT pxt.version()").fetchone()[0] == pixelgres.__version__
-    db.execute("DROP EXTENSION pixelgres, vector, plpython3u")
-    db.execute("CREATE EXTENSION pixelgres CASCADE")
-    exts = {r[0] for r in db.execute("SELECT extname FROM pg_extension")}
-    assert {"pixelgres", "vector", "plpython3u"} <= exts
 
 
 def test_server_info_reports_private_directory(db):
@@ -44,36 +32,6 @@ def test_server_info_reports_private_directory(db):
                 if "==" in line and not line.startswith("#"))
     assert info["packages"]["av"]["version"] == pins["av"]
     assert info["packages"]["numpy"]["version"] == pins["numpy"]
-
-
-def test_protected_settings_are_superuser_only(db):
-    role = "r_" + uuid.uuid4().hex[:8]
-    db.execute(f"CREATE ROLE {role}")
-    db.execute(f"SET ROLE {role}")
-    try:
-        # refused outright when the library is preloaded (as in clusters pixelgres starts);
-        # elsewhere SET only makes a placeholder, which loading the library discards
-        try:
-            db.execute("SET pixelgres.allowed_roots = '/'")
-        except psycopg.errors.InsufficientPrivilege:
-            pass
-        db.execute("SELECT pxt._guc_init()")
-        assert db.execute("SHOW pixelgres.allowed_roots").fetchone()[0] != "/"
-        for guc in ("python_dir", "allowed_roots", "media_dir", "max_image_pixels"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                db.execute(f"SET pixelgres.{guc} = '1'")
-        db.execute("SET pixelgres.openai_base_url = 'http://127.0.0.1:1/v1'")  # user-level
-    finally:
-        db.execute("RESET ROLE")
-        db.execute(f"DROP ROLE {role}")
-
-
-def test_missing_server_python_is_a_clear_error(db, files):
-    db.execute(f"SET pixelgres.python_dir = '{files}'")
-    with pytest.raises(psycopg.Error, match="server Python not found"):
-        db.execute("SELECT pxt.server_info()")
-    # the backend survived and still answers
-    assert db.execute("SELECT 1").fetchone()[0] == 1
 
 
 def test_missing_dependency_is_a_clear_error(db, files):

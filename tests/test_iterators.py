@@ -3,7 +3,9 @@
 Videos are made here with PyAV: 2 s at 10 fps (20 frames), frame i a solid grey of level
 12 * i, so the pixels tell which frame a row holds; H.264 with a keyframe every 5 frames and
 B-frames, so frames must be found in presentation order and seeks land on keyframes.
-Documents are generated too (PDF with reportlab, HTML, Markdown), and audio (a tone).
+Documents are generated too (PDF with reportlab, HTML, Markdown), and audio (a tone). The
+string splitter, HTML / Markdown / text chunks and create_view errors are pg_regress tests:
+test/sql/iterators.sql.
 """
 from __future__ import annotations
 
@@ -311,16 +313,6 @@ def test_table_functions_take_the_view_name(videos, video):
     assert "next_pos" in [r[0] for r in db.execute("SELECT name FROM pxt.columns('ml.frames')")]
 
 
-def test_batched_computed_column_on_a_view(db):
-    """Batched columns (remote models, embeddings) of a view are computed when rows are expanded."""
-    db.execute("""SELECT pxt.create_table('notes', '{"body": "string"}')""")
-    db.execute("SELECT pxt.create_view('sentences', 'notes', 'pxt.string_splitter(body)')")
-    db.execute("SELECT pxt.add_computed_column('sentences_rows', 'probe', 'pxt.batch_probe(text)')")
-    db.execute("INSERT INTO notes VALUES ('One. Two. Three.')")
-    got = db.execute("SELECT text, probe FROM sentences ORDER BY pos").fetchall()
-    assert got == [("One.", "One.|batch=3"), ("Two.", "Two.|batch=3"), ("Three.", "Three.|batch=3")]
-
-
 def test_views_have_their_own_history(videos, video):
     db = videos
     db.execute("SELECT pxt.create_view('ml.frames', 'ml.videos', 'pxt.frame_iterator(video, fps => 1)')")
@@ -364,26 +356,6 @@ def test_view_ddl_and_drop(videos, files, video):
     db.execute("SELECT pxt.drop_table('ml.videos')")
     assert db.execute("SELECT to_regclass('ml.frames_rows'), to_regclass('ml.frames')").fetchone() == (None, None)
     assert db.execute("SELECT count(*) FROM pxt.tables").fetchone()[0] == 0
-
-
-def test_create_view_errors(videos):
-    db = videos
-    for it, msg in (("pxt.frame_iterator(nope)", 'column "nope" does not exist'),
-                    ("video", "invalid iterator"),
-                    ("pxt.frame_iterator(video); DROP TABLE ml.videos", "';' is not allowed"),
-                    ("pxt.frame_iterator((SELECT video FROM ml.videos LIMIT 1))", "subqueries")):
-        with pytest.raises(psycopg.Error, match=re.escape(msg)):
-            db.execute("SELECT pxt.create_view('ml.frames', 'ml.videos', %s)", (it,))
-    with pytest.raises(psycopg.Error, match="does not exist"):
-        db.execute("SELECT pxt.create_view('ml.frames', 'ml.nothing', 'pxt.frame_iterator(video)')")
-    db.execute("SELECT pxt.create_view('ml.frames', 'ml.videos', 'pxt.frame_iterator(video)')")
-    with pytest.raises(psycopg.Error, match="already exists"):
-        db.execute("SELECT pxt.create_view('ml.frames', 'ml.videos', 'pxt.frame_iterator(video)')")
-    assert db.execute("SELECT pxt.create_view('ml.frames', 'ml.videos', 'pxt.frame_iterator(video)', "
-                      "if_exists => 'ignore')").fetchone()[0] == "ml.frames"
-    db.execute("SELECT pxt.create_view('ml.frames', 'ml.videos', 'pxt.frame_iterator(video, fps => 1)', "
-               "if_exists => 'replace')")
-    assert db.execute("SELECT call FROM pxt.iterator_views").fetchone()[0] == "pxt.frame_iterator(video, fps => 1)"
 
 
 # --- documents -----------------------------------------------------------------------------------------
@@ -461,31 +433,6 @@ def test_pdf_chunks(db, files):
     assert "Introduction" not in pages[0][1] and "scope is video" in pages[0][1]
 
 
-def test_html_and_markdown_chunks(db, files):
-    html = write(files / "guide.html", HTML)
-    rows = chunks(db, html, "heading")
-    assert [(r[1], r[3]) for r in rows] == [
-        ("Birds fly. Most of them do.", {"h1": "Birds"}),
-        ("Owls hunt at night.\n\nBarn owl\n\nSnowy owl", {"h1": "Birds", "h2": "Owls"}),
-        ("Gulls live by the sea.", {"h1": "Birds", "h2": "Gulls"}),
-        ("Fish swim.", {"h1": "Fish"})]
-    assert {r[2] for r in rows} == {"Field Guide"} and {r[4] for r in rows} == {None}
-    assert [r[1] for r in chunks(db, html, "paragraph")][1:4] == ["Owls hunt at night.", "Barn owl", "Snowy owl"]
-    md = write(files / "manual.md", MARKDOWN)
-    rows = chunks(db, md, "heading,paragraph")
-    assert [(r[1], r[3]) for r in rows] == [
-        ("Welcome to the manual. See the site.", {"h1": "Manual"}),
-        ("Run the installer. Then restart.", {"h1": "Manual", "h2": "Install"}),
-        ("make install", {"h1": "Manual", "h2": "Install"}),
-        ("Call it. Twice!", {"h1": "Manual", "h2": "Usage"})]
-    assert rows[0][2] == "Manual"
-    assert [r[1] for r in chunks(db, md, "sentence")][-2:] == ["Call it.", "Twice!"]
-    # plain text: paragraphs
-    txt = write(files / "notes.txt", "First para\nstill first.\n\nSecond para.\n")
-    assert [(r[1], r[2], r[3]) for r in chunks(db, txt, "paragraph")] == [
-        ("First para\nstill first.", None, {}), ("Second para.", None, {})]
-
-
 def test_chunk_limits(db, files):
     md = write(files / "long.md", "# Long\n\n" + " ".join(f"word{i}," for i in range(100)) + "\n\n## Next\n\nshort one.")
     token = re.compile(r"\w+|[^\w\s]")
@@ -522,14 +469,6 @@ def test_document_view(db, files):
     assert db.execute("SELECT max(page) FROM chunks WHERE source = 'pdf'").fetchone()[0] == 2
     db.execute("SELECT pxt.add_computed_column('chunks_rows', 'n_chars', 'length(text)')")
     assert db.execute("SELECT bool_and(n_chars = length(text)) FROM chunks").fetchone()[0]
-
-
-def test_string_splitter(db):
-    rows = db.execute("SELECT * FROM pxt.string_splitter('Hello there. How are you? Fine, e.g. well!  Bye.')").fetchall()
-    assert rows == [(0, "Hello there."), (1, "How are you?"), (2, "Fine, e.g. well!"), (3, "Bye.")]
-    rows = db.execute("SELECT text FROM pxt.string_splitter(E'a\\nb\\n\\nc', separators => 'line')").fetchall()
-    assert rows == [("a",), ("b",), ("c",)]
-    assert db.execute("SELECT count(*) FROM pxt.string_splitter(NULL)").fetchone()[0] == 0
 
 
 # --- audio ------------------------------------------------------------------------------------------------

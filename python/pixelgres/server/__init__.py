@@ -48,23 +48,13 @@ def server_info() -> str:
     })
 
 
-def guard(fn, *args):
-    """srv.guard(fn, ...): a MediaError becomes a clean SQL error (core.errors.guard). Imported
-    here on first call: this module is also imported outside a backend, where plpy is missing."""
-    from .core.errors import guard as _guard
-
-    return _guard(fn, *args)
-
-
 # The layers, from the bottom up; each imports only from those below it (tests/test_layers.py).
-# SQL function bodies reach their module through srv.<short name>, loaded on first use so the
-# boot stays light.
+# Hand-written SQL function bodies (and @pxt.udf bodies) reach their module through
+# srv.<short name>, loaded on first use so the boot stays light; generated ones import it.
 ENTRY = {
     "batch": "core.batch",
     "catalog": "catalog",
     "store": "media.store",
-    "resolve": "media.resolve",
-    "validate": "media.validate",
     "image": "media.image",
     "history": "versioning.history",
     "vacuum": "versioning.vacuum",
