@@ -45,17 +45,7 @@ def write_photos(d: Path, n: int, seed: int = 0, quality: int = 85, blobs: bool 
 
 
 def write_video(path: Path, frames, width: int, height: int, rate: int, options: dict | None = None) -> None:
-    """Encode RGB frames (HxWx3 uint8 arrays) as H.264 (yuv420p), readable by the server."""
-    import av
+    """Encode RGB frames (HxWx3 uint8 arrays of height x width) as H.264 (yuv420p), readable by the server."""
+    from pixelgres.testing.media import write_video as write
 
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=rate)
-        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        if options:
-            s.options = options
-        for img in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    os.chmod(path, 0o644)
+    write(path, frames, rate=rate, options=options)

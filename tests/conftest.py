@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -24,6 +26,7 @@ from psycopg import sql
 from pixelgres.cluster import Cluster
 
 TEMPLATE = "pxt_test_template"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Server:
@@ -56,6 +59,15 @@ def _files_dir(base: Path) -> Path:
     for p in (base, files):
         os.chmod(p, 0o777)  # the server (another OS user) reads and the tests write here
     return files
+
+
+def test_objects_sql() -> str:
+    """Test-only SQL objects (pxt_test.batch_probe), never part of the extension."""
+    sys.path.insert(0, str(ROOT / "extension"))
+    import build_sql
+
+    text = (ROOT / "python" / "pixelgres" / "testing" / "batch_probe.sql").read_text()
+    return re.sub(r"^#@pxt$", build_sql.PREAMBLE, text, flags=re.M)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +106,7 @@ def server():
         c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     with psycopg.connect(srv.dsn(TEMPLATE), autocommit=True) as c:
         c.execute("CREATE EXTENSION pixelgres CASCADE")
+        c.execute(test_objects_sql())
     try:
         yield srv
     finally:

@@ -27,11 +27,12 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import av
 import numpy as np
 import psycopg
 import pytest
 from PIL import Image
+
+from pixelgres.testing.media import grey_video
 
 MEDIA = r"(?:plpy\.Error: )?MediaError: "
 
@@ -92,19 +93,7 @@ def garble(data: bytes, start: int, n: int, seed: int = 7) -> bytes:
 
 def make_video(path: Path, n: int = 10, faststart: bool = False) -> Path:
     """n frames of 32x24 H.264 at 10 fps (moov atom first with faststart, else last)."""
-    c = av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {})
-    s = c.add_stream("libx264", rate=10)
-    s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
-    s.options = {"g": "5"}
-    for i in range(n):
-        f = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 20 * i, np.uint8), format="rgb24")
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    os.chmod(path, 0o644)
-    return path
+    return grey_video(path, n, 10, (32, 24), shade=lambda i: 20 * i, options={"g": "5"}, faststart=faststart)
 
 
 def put(d: Path, name: str, data: bytes) -> str:
@@ -729,18 +718,8 @@ def test_column_types_with_constraint_words_are_unknown_types(db):
 
 def test_media_limits_are_settings(db, files):
     """Video/audio duration, file size and PDF page limits refuse input before decoding it."""
-    import av
-    import numpy as np
     from reportlab.pdfgen import canvas
-    path = files / "two_s.mp4"
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(20):
-            for pkt in s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")):
-                out.mux(pkt)
-        for pkt in s.encode():
-            out.mux(pkt)
+    path = grey_video(files / "two_s.mp4", 20, 10, (64, 48), shade=lambda i: 0)
     pdf = files / "three.pdf"
     c = canvas.Canvas(str(pdf))
     for i in range(3):

@@ -16,6 +16,8 @@ import psycopg
 import pytest
 from PIL import Image
 
+from pixelgres.testing.media import grey_video
+
 
 COLOURS = {"red": (230, 20, 20), "green": (20, 170, 20), "blue": (20, 20, 230)}
 NEEDED = ("openai_chat_completions", "openai_embeddings", "add_embedding_index", "embed", "create_view",
@@ -23,17 +25,7 @@ NEEDED = ("openai_chat_completions", "openai_embeddings", "add_embedding_index",
 
 
 def make_video(path: Path, seconds: int = 12, rate: int = 10) -> None:
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=rate)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(seconds * rate):
-            arr = np.full((48, 64, 3), (i * 2) % 256, np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    grey_video(path, seconds * rate, rate, (64, 48), shade=lambda i: (i * 2) % 256, codec="mpeg4")
 
 
 @pytest.fixture

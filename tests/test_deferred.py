@@ -8,7 +8,7 @@ import psycopg
 
 def test_deferred_cells_are_filled_by_process_pending(db):
     db.execute("SELECT pxt.create_table('d', '{\"s\": \"string\"}')")
-    db.execute("SELECT pxt.add_computed_column('d', 'p', 'pxt.batch_probe(s)', mode => 'deferred', on_error => 'ignore')")
+    db.execute("SELECT pxt.add_computed_column('d', 'p', 'pxt_test.batch_probe(s)', mode => 'deferred', on_error => 'ignore')")
     db.execute("SELECT pxt.add_computed_column('d', 'up', 'upper(p)')")
     db.execute("INSERT INTO d (s) SELECT 'r' || g FROM generate_series(1, 10) g")
     db.execute("INSERT INTO d (s) VALUES ('fail-me')")
@@ -28,7 +28,7 @@ def test_deferred_cells_are_filled_by_process_pending(db):
 def test_worker_cli_fills_pending(dsn):
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("SELECT pxt.create_table('w', '{\"s\": \"string\"}')")
-        c.execute("SELECT pxt.add_computed_column('w', 'p', 'pxt.batch_probe(s)', mode => 'deferred')")
+        c.execute("SELECT pxt.add_computed_column('w', 'p', 'pxt_test.batch_probe(s)', mode => 'deferred')")
         c.execute("INSERT INTO w (s) SELECT 'x' || g FROM generate_series(1, 25) g")
     r = subprocess.run([sys.executable, "-m", "pixelgres.cli", "worker", "--dsn", dsn, "--once", "--batch-size", "10"],
                        capture_output=True, text=True, timeout=120, env=dict(os.environ))
@@ -41,7 +41,7 @@ def test_worker_cli_fills_pending(dsn):
 def test_two_sessions_share_work_without_overlap(dsn):
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("SELECT pxt.create_table('s', '{\"s\": \"string\"}')")
-        c.execute("SELECT pxt.add_computed_column('s', 'p', 'pxt.batch_probe(s)', mode => 'deferred')")
+        c.execute("SELECT pxt.add_computed_column('s', 'p', 'pxt_test.batch_probe(s)', mode => 'deferred')")
         c.execute("INSERT INTO s (s) SELECT 'x' || g FROM generate_series(1, 40) g")
     procs = [subprocess.Popen([sys.executable, "-m", "pixelgres.cli", "worker", "--dsn", dsn, "--once",
                                "--batch-size", "5"], stdout=subprocess.PIPE, text=True) for _ in range(2)]

@@ -23,7 +23,7 @@ def test_server_info_reports_private_directory(db):
     pydir = info["python_dir"]
     assert pydir.endswith("/" + pixelgres.__version__)
     assert info["pixelgres"] == pixelgres.__version__
-    for name in ("PIL", "av", "numpy", "sqlglot"):
+    for name in ("PIL", "av", "numpy", "openai"):
         pkg = info["packages"][name]
         assert pkg["path"].startswith(pydir + "/"), (name, pkg)
         assert pkg["version"]

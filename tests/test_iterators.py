@@ -21,25 +21,17 @@ import psycopg
 import pytest
 from PIL import Image
 
+from pixelgres.testing.media import grey_video
+
 RATE, N = 10, 20
 W, H = 64, 48
 
 
 # --- media makers -------------------------------------------------------------------------------
 def make_video(path: Path, n: int = N, rate: int = RATE, faststart: bool = False) -> Path:
-    c = av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {})
-    s = c.add_stream("libx264", rate=rate)
-    s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-    s.options = {"g": "5", "keyint_min": "5", "bf": "2", "sc_threshold": "0"}
-    for i in range(n):
-        f = av.VideoFrame.from_ndarray(np.full((H, W, 3), (12 * i) % 252, np.uint8), format="rgb24")
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    os.chmod(path, 0o644)
-    return path
+    """Key frames every 5 frames exactly, with B-frames (presentation order differs from decode order)."""
+    return grey_video(path, n, rate, (W, H), options={"g": "5", "keyint_min": "5", "bf": "2", "sc_threshold": "0"},
+                      faststart=faststart)
 
 
 def keyframe_indices(path: Path) -> list[int]:

@@ -211,15 +211,6 @@ CREATE OR REPLACE FUNCTION pxt._batch_end() RETURNS void LANGUAGE plpython3u AS 
 srv.batch.end()
 $py$;
 
--- A batched function for tests and demos: returns its input tagged with the size of the
--- batch it was evaluated in; inputs starting with 'fail' raise.
-CREATE OR REPLACE FUNCTION pxt.batch_probe(x text) RETURNS text LANGUAGE plpython3u AS $py$
-#@pxt
-return srv.batch.call("batch_probe", (x,))
-$py$;
-INSERT INTO pxt.batched_functions (func) VALUES ('pxt.batch_probe(text)')
-ON CONFLICT DO NOTHING;
-
 -- keeping the catalog in step with plain DDL --------------------------------------------------
 CREATE OR REPLACE FUNCTION pxt._on_ddl() RETURNS event_trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$

@@ -116,7 +116,7 @@ SELECT pxt.alter_computed_column('u2', 'dbl', $$'x'$$);
 
 -- a batched function sees each statement's new rows as one batch
 SELECT pxt.create_table('b', '{"s": "string"}');
-SELECT pxt.add_computed_column('b', 'p', 'pxt.batch_probe(s)');
+SELECT pxt.add_computed_column('b', 'p', 'pxt_test.batch_probe(s)');
 SELECT pxt.add_computed_column('b', 'after', 'upper(p)');
 INSERT INTO b (s) SELECT 'r' || g FROM generate_series(1, 100) g;
 SELECT count(*) AS n, count(*) FILTER (WHERE p = s || '|batch=100' AND after = upper(p)) AS one_batch_of_100 FROM b;
@@ -129,16 +129,16 @@ SELECT s, p, after FROM b WHERE s LIKE '%z' ORDER BY s;
 INSERT INTO b (s) VALUES ('same'), ('same'), ('same');
 SELECT DISTINCT p FROM b WHERE s = 'same';
 -- called directly, outside any table, it is a batch of one
-SELECT pxt.batch_probe('solo');
+SELECT pxt_test.batch_probe('solo');
 
 -- errors of batched functions follow on_error
 SELECT pxt.create_table('b2', '{"s": "string"}');
-SELECT pxt.add_computed_column('b2', 'p', 'pxt.batch_probe(s)', on_error => 'ignore');
+SELECT pxt.add_computed_column('b2', 'p', 'pxt_test.batch_probe(s)', on_error => 'ignore');
 INSERT INTO b2 (s) VALUES ('ok1'), ('fail1'), ('ok2');
 SELECT s, p FROM b2 ORDER BY _pxt_rowid;
 SELECT "column", error_type, message FROM pxt.errors('b2');
 SELECT pxt.create_table('c', '{"s": "string"}');
-SELECT pxt.add_computed_column('c', 'p', 'pxt.batch_probe(s)');
+SELECT pxt.add_computed_column('c', 'p', 'pxt_test.batch_probe(s)');
 INSERT INTO c (s) VALUES ('ok1'), ('fail1');
 SELECT count(*) FROM c;
 -- no stale batch state

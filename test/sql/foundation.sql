@@ -16,7 +16,9 @@ SELECT 1 AS still_connected;
 -- the extension's version is the Python package's (PXT_REGRESS_VERSION)
 SELECT pxt.version() = :'version' AS matches_package;
 
--- the extension drops and re-creates cleanly, alone or with what it needs
+-- the extension drops and re-creates cleanly, alone or with what it needs (the suite's own
+-- test objects, which use plpython3u, go first)
+DROP SCHEMA pxt_test CASCADE;
 DROP EXTENSION pixelgres;
 SELECT count(*) FROM pg_namespace WHERE nspname = 'pxt';
 CREATE EXTENSION pixelgres;

@@ -24,7 +24,7 @@ SELECT pos, text, title, heading, page FROM pxt.document_splitter(:'files' || '/
 -- a batched computed column of a view is computed when the rows are expanded: one batch
 SELECT pxt.create_table('notes', '{"body": "string"}');
 SELECT pxt.create_view('sentences', 'notes', 'pxt.string_splitter(body)');
-SELECT pxt.add_computed_column('sentences_rows', 'probe', 'pxt.batch_probe(text)');
+SELECT pxt.add_computed_column('sentences_rows', 'probe', 'pxt_test.batch_probe(text)');
 INSERT INTO notes VALUES ('One. Two. Three.');
 SELECT text, probe FROM sentences ORDER BY pos;
 

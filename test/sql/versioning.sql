@@ -16,7 +16,7 @@ SELECT count(*) FROM r;
 
 -- every statement that changes data is a version, and so is every schema change
 SELECT pxt.create_table('h', '{"x": "int"}');
-SELECT pxt.add_computed_column('h', 'y', 'pxt.batch_probe(x::text)', on_error => 'ignore');
+SELECT pxt.add_computed_column('h', 'y', 'pxt_test.batch_probe(x::text)', on_error => 'ignore');
 INSERT INTO h (x) SELECT g FROM generate_series(1, 5) g;
 UPDATE h SET x = x + 10 WHERE x <= 2;
 DELETE FROM h WHERE x = 3;
@@ -35,7 +35,7 @@ SELECT column_name FROM information_schema.columns WHERE table_name = 'h' AND co
 
 -- per-cell errors are counted in the history
 SELECT pxt.create_table('e', '{"s": "string"}');
-SELECT pxt.add_computed_column('e', 'p', 'pxt.batch_probe(s)', on_error => 'ignore');
+SELECT pxt.add_computed_column('e', 'p', 'pxt_test.batch_probe(s)', on_error => 'ignore');
 INSERT INTO e (s) VALUES ('ok'), ('fail1'), ('fail2');
 SELECT inserts, errors FROM pxt.history('e') WHERE version = 2;
 

@@ -37,7 +37,7 @@ _check_extension_version()
 def server_info() -> str:
     from .core import deps
 
-    mods = {name: deps.need(name) for name in ("PIL", "av", "numpy", "sqlglot")}
+    mods = {name: deps.need(name) for name in ("PIL", "av", "numpy", "openai")}
     return json.dumps({
         "pixelgres": __version__,
         "python": sys.version.split()[0],

@@ -102,19 +102,3 @@ def run() -> int:
 
 def end() -> None:
     _STATE.clear()
-
-
-# --- a batched test function: proves a statement's rows arrive as one batch ------------------------
-SIZES: list = []
-
-
-@batched("batch_probe")
-def _batch_probe(batch: list[tuple]) -> list:
-    SIZES.append(len(batch))
-    out = []
-    for (text,) in batch:
-        if text is not None and text.startswith("fail"):
-            out.append(ValueError(f"batch_probe refuses {text!r}"))
-        else:
-            out.append(None if text is None else f"{text}|batch={len(batch)}")
-    return out
