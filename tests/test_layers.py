@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parent.parent / "python" / "pixelgres"
 # Subpackages only group modules (their __init__ imports nothing), so only modules are placed.
 SERVER_LAYERS = [
     ["core.errors", "core.deps", "core.spi", "core.batch"],
-    ["sqlgen.compose", "sqlgen.versioning"],  # pure SQL generation: no plpy, no database
+    ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings"],  # pure SQL generation: no plpy, no database
     ["catalog"],
     ["media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents",
      "media.validate"],

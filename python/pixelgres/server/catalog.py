@@ -3,7 +3,7 @@
 Tables (``pxt.tables``: managed tables, iterator views' storage, snapshots), their columns
 (``pxt.column_defs``), the version log (``pxt.versions``) and iterator views
 (``pxt.iterator_views``). Everything above this module asks it rather than querying those
-tables itself; it imports nothing of pixelgres but ``core``.
+tables itself; it imports nothing of pixelgres but ``core`` and ``sqlgen``.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import plpy
 
 from .core.errors import fail
 from .core.spi import one, parse_table_name
+from .sqlgen.compose import SQL, Identifier
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -80,3 +81,9 @@ def iterator_storage(name: str) -> int | None:
     r = one("SELECT storage::oid::int AS s FROM pxt.iterator_views v WHERE (v.view_schema = $1 AND v.view_name = $2) "
             "OR v.storage = to_regclass(format('%I.%I', $1::text, $2::text))", schema, rel)
     return r["s"] if r else None
+
+
+# --- schemas (Pixeltable's directories) ------------------------------------------------------------
+def ensure_schema(schema: str) -> None:
+    if one("SELECT to_regnamespace(quote_ident($1)) IS NULL AS missing", schema)["missing"]:
+        plpy.execute(SQL("CREATE SCHEMA {}").format(Identifier(schema)).as_string())

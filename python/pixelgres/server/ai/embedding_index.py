@@ -13,31 +13,28 @@ import plpy
 
 from ..catalog import managed
 from ..core.errors import fail as _fail
-from ..core.spi import check_column_name, lit, one, q, qualified
+from ..core.spi import check_column_name, one, qualified
 from ..ddl import exprs, tables
 from ..media.store import store_bytes
+from ..sqlgen import embeddings as gen
+from ..sqlgen.compose import Identifier, written_name
 
-METRICS = {"cosine": "<=>", "ip": "<#>", "l2": "<->"}
-OPCLASS = {"cosine": "cosine", "ip": "ip", "l2": "l2"}
+METRICS = gen.OPERATORS
 DTYPES = {"fp32": "vector", "vector": "vector", "fp16": "halfvec", "halfvec": "halfvec"}
 MAX_DIMS = {"vector": 2000, "halfvec": 4000}  # pgvector's HNSW limits
 _VS: dict = {}
 
 
-def _vs() -> str:
-    """pgvector's schema, quoted: generated SQL names its types, operators and operator classes
-    in full, so it works whatever the caller's search_path."""
+def _vs() -> Identifier:
+    """pgvector's schema: generated SQL names its types, operators and operator classes in
+    full, so it works whatever the caller's search_path."""
     if "s" not in _VS:
         row = one("SELECT quote_ident(n.nspname) AS s FROM pg_extension e JOIN pg_namespace n "
                   "ON n.oid = e.extnamespace WHERE e.extname = 'vector'")
         if row is None:
             _fail("the pgvector extension (vector) is not installed in this database")
-        _VS["s"] = row["s"]
+        _VS["s"] = written_name(row["s"])
     return _VS["s"]
-
-
-def _op(metric: str) -> str:
-    return f"OPERATOR({_vs()}.{METRICS[metric]})"
 
 
 DEFAULT_TEXT_EMBEDDING = "pxt.e5_small()"
@@ -93,8 +90,9 @@ def _msg(e) -> str:
     return re.sub(r"^plpy\.(Error|Fatal): ", "", str(m))
 
 
-def build_call(name: str, args: str, first: str) -> str:
-    return f"{name}({first}{', ' + args if args else ''})"
+def _relation(name: str) -> Identifier:
+    """A table named as core.spi.qualified (or format('%I.%I')) writes it, for generated SQL."""
+    return written_name(name)
 
 
 def _column(oid: int, column: str) -> dict:
@@ -125,19 +123,17 @@ def _probe_value(oid: int, col: dict, full: str):
         buf = io.BytesIO()
         image.Image.new("RGB", (16, 16), (120, 160, 200)).save(buf, "PNG")
         return store_bytes(buf.getvalue(), "png")
-    row = one(f"SELECT {q(col['name'])}::text AS v FROM ONLY {full} WHERE {q(col['name'])} IS NOT NULL LIMIT 1")
+    row = one(gen.first_value(_relation(full), col["name"]).as_string())
     if row is None:
         _fail(f"cannot determine the embedding's dimension: column {col['name']!r} of {full} has no values yet",
                    hint="insert a row first (or index a text or image column)")
     return row["v"]
 
 
-def _probe(call_name: str, args: str, in_type: str, value, what: str) -> tuple[str, int]:
+def _probe(call: gen.Call, in_type: str, value, what: str) -> tuple[str, int]:
     """Evaluate the call once on ``value``: (vector type, dimensions), or a clear error."""
-    expr = build_call(call_name, args, f"$1::{in_type}")
     try:
-        plan = plpy.prepare(f"SELECT (SELECT typname FROM pg_type WHERE oid = pg_typeof(x)) AS t, x::text AS v "
-                            f"FROM (SELECT {expr} AS x OFFSET 0) s", ["text"])
+        plan = plpy.prepare(gen.probe(call, in_type).as_string(), ["text"])
         row = plpy.execute(plan, [value])[0]
     except plpy.SPIError as e:
         _fail(f"{what} cannot be evaluated: {_msg(e)}",
@@ -190,13 +186,14 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
             _fail(f"no default embedding for column {column!r} of type {col['type']}",
                        hint="pass embedding => 'schema.function(...)'")
     fname, args = parse_call(embedding)
-    _, dims = _probe(fname, args, col["type"], _probe_value(oid, col, full), f"embedding {embedding!r}")
+    call = gen.Call(fname, args)
+    _, dims = _probe(call, col["type"], _probe_value(oid, col, full), f"embedding {embedding!r}")
     if dims > MAX_DIMS[vtype]:
         _fail(f"embedding {embedding!r} has {dims} dimensions; HNSW indexes {vtype} up to {MAX_DIMS[vtype]}",
                    hint="use dtype => 'fp16' (halfvec, up to 4000 dimensions)" if vtype == "vector" else None)
     if query_embedding is not None:
         qname, qargs = parse_call(query_embedding, "query_embedding")
-        _, qdims = _probe(qname, qargs, "text", PROBE_TEXT, f"query_embedding {query_embedding!r}")
+        _, qdims = _probe(gen.Call(qname, qargs), "text", PROBE_TEXT, f"query_embedding {query_embedding!r}")
         if qdims != dims:
             _fail(f"query_embedding has {qdims} dimensions, embedding has {dims}")
     taken = set(_names(oid)) | {r["attname"] for r in plpy.execute(plpy.prepare(
@@ -210,7 +207,7 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
     check_column_name(name)
     if name in _names(oid):
         _fail(f"{qualified(oid)} already has an embedding index {name!r}")
-    expr = f"({build_call(fname, args, q(column))})::{_vs()}.{vtype}({dims})"
+    expr = gen.column_expression(call, column, _vs(), vtype, dims)
     plpy.execute(plpy.prepare("SELECT pxt.add_computed_column($1, $2, $3, $4)", ["text", "text", "text", "text"]),
                  [full, name, expr, on_error])
     func = one("""SELECT p.oid::regprocedure::text AS f, p.proargnames AS argnames
@@ -224,13 +221,12 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
         _fail(f"internal error: cannot find the function of embedding {embedding!r}")
     if query_embedding is None and "kind" in (func["argnames"] or []) and not re.search(r"\bkind\s*=>", args):
         # e.g. e5: documents are embedded as passages, queries as queries
-        query_embedding = f"{fname}({args + ', ' if args else ''}kind => 'query')"
+        query_embedding = call.query_form()
     rel = one("SELECT n.nspname AS s, c.relname AS r FROM pg_class c JOIN pg_namespace n "
               "ON n.oid = c.relnamespace WHERE c.oid = $1", oid, types=["oid"])
     schema = rel["s"]
     idx = _index_relname(schema, rel["r"], name)
-    plpy.execute(f"CREATE INDEX {q(idx)} ON {full} USING hnsw ({q(name)} {_vs()}.{vtype}_{OPCLASS[metric]}_ops) "
-                 f"WITH (m = {m}, ef_construction = {ef_construction})")
+    plpy.execute(gen.create_index(idx, _relation(full), name, _vs(), vtype, metric, m, ef_construction).as_string())
     vec_attnum = one("SELECT attnum FROM pg_attribute WHERE attrelid = $1 AND attname = $2", oid, name,
                      types=["oid", "name"])["attnum"]
     plpy.execute(plpy.prepare("""
@@ -246,17 +242,14 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
 
 
 # Live indexes: the vector column is a live computed column (versioning may drop a column
-# softly, keeping it for revert: its index is then hidden, and comes back with it).
-LIVE = """FROM pxt.embedding_indexes e
-    JOIN pg_attribute src ON src.attrelid = e.relid AND src.attnum = e.source_attnum AND NOT src.attisdropped
-    JOIN pg_attribute vec ON vec.attrelid = e.relid AND vec.attnum = e.vector_attnum AND NOT vec.attisdropped
-    JOIN pxt.column_defs cd ON cd.relid = e.relid AND cd.attnum = e.vector_attnum AND cd.expr IS NOT NULL
-         AND (to_jsonb(cd) ->> 'dropped_at') IS NULL"""
+# softly, keeping it for revert: its index is then hidden, and comes back with it): gen.LIVE.
+_INDEX_COLUMN, _INDEX_NAMES = gen.INDEX_COLUMN.as_string(), gen.INDEX_NAMES.as_string()
+_LIST_INDEXES = gen.LIST_INDEXES.as_string()
 
 
 def drop_index(tbl: str, name: str) -> None:
     oid = managed(tbl)
-    row = one(f"SELECT vec.attname AS col {LIVE} WHERE e.relid = $1 AND e.name = $2", oid, name, types=["oid", "text"])
+    row = one(_INDEX_COLUMN, oid, name, types=["oid", "text"])
     if row is None:
         have = _names(oid)
         _fail(f"no embedding index {name!r} on {qualified(oid)}",
@@ -268,18 +261,10 @@ def drop_index(tbl: str, name: str) -> None:
 
 
 def _names(oid: int) -> list:
-    return [r["name"] for r in plpy.execute(plpy.prepare(
-        f"SELECT e.name {LIVE} WHERE e.relid = $1 ORDER BY e.name", ["oid"]), [oid])]
+    return [r["name"] for r in plpy.execute(plpy.prepare(_INDEX_NAMES, ["oid"]), [oid])]
 
 
-_RESOLVE = f"""
-    SELECT e.relid::oid::int AS relid, e.name, e.embedding, e.query_embedding, e.metric, e.precision, e.dims,
-           src.attname AS source, format_type(src.atttypid, src.atttypmod) AS source_type,
-           format_type(src.atttypid, NULL) AS source_kind,
-           vec.attname AS vector, e.index_rel::text AS index_rel
-    {LIVE}
-    WHERE e.relid = $1 AND src.attname = $2 AND ($3::text IS NULL OR e.name = $3)
-    ORDER BY e.name"""
+_RESOLVE = gen.RESOLVE.as_string()
 _plans: dict = {}
 
 
@@ -293,16 +278,7 @@ def _plan(query: str, types: list):
 
 
 # one prepared query for the common case (a query embeds through it on every call)
-_FAST_Q = f"""
-    SELECT e.relid::oid::int AS relid, e.name, e.embedding, e.query_embedding, e.metric, e.precision, e.dims,
-           src.attname AS source, format_type(src.atttypid, src.atttypmod) AS source_type,
-           format_type(src.atttypid, NULL) AS source_kind,
-           vec.attname AS vector, e.index_rel::text AS index_rel, format('%I.%I', n.nspname, c.relname) AS "table"
-    FROM parse_ident($1) AS p
-    JOIN pg_namespace n ON n.nspname = CASE WHEN array_length(p, 1) = 1 THEN 'public' ELSE p[1] END
-    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p[array_length(p, 1)]
-    JOIN ({LIVE[len("FROM "):]}) ON e.relid = c.oid
-    WHERE array_length(p, 1) <= 2 AND src.attname = $2 AND ($3::text IS NULL OR e.name = $3)"""
+_FAST_Q = gen.RESOLVE_BY_NAME.as_string()
 
 
 def resolve(tbl: str, column: str, index) -> dict:
@@ -323,7 +299,7 @@ def resolve(tbl: str, column: str, index) -> dict:
                        hint=f"its embedding indexes: {', '.join(have)}" if have else None)
         _column(oid, column)
         _fail(f"column {column!r} of {full} has no embedding index",
-                   hint=f"add one: SELECT pxt.add_embedding_index({lit(full)}, {lit(column)})")
+                   hint="add one: " + gen.add_index_hint(full, column))
     if len(rows) > 1:
         _fail(f"column {column!r} of {qualified(oid)} has {len(rows)} embedding indexes: "
                    f"{', '.join(r['name'] for r in rows)}", hint="name one with index => '...'")
@@ -351,9 +327,8 @@ def query_vector(ix: dict, query: str) -> str:
         _CACHE.move_to_end(key)
         return hit
     fname, args = parse_call(call)
-    expr = build_call(fname, args, f"$1::{in_type}")
     try:
-        v = plpy.execute(_plan(f"SELECT ({expr})::text AS v", ["text"]), [query])[0]["v"]
+        v = plpy.execute(_plan(gen.embed_query(gen.Call(fname, args), in_type).as_string(), ["text"]), [query])[0]["v"]
     except plpy.SPIError as e:
         _fail(f"cannot embed the query with {call}: {_msg(e)}")
     if v is None:
@@ -383,18 +358,17 @@ def embed(tbl: str, column: str, query: str, index) -> str:
     return query_vector(hit[1], query)
 
 
-SCORES = {"cosine": "1 - {d}", "ip": "-({d})", "l2": "1 / (1 + {d})"}
 ITERATIVE = ("off", "relaxed_order", "strict_order")
 
 
-def _filter_sql(flt) -> str:
+def _filter_sql(flt):
     if flt is None or not str(flt).strip():
-        return ""
+        return gen.filter_condition(None)
     try:
         exprs.scan(flt)
     except plpy.Error as e:
         _fail(f"invalid filter {flt!r}: {_msg(e)}", hint="a boolean SQL expression over the table's columns")
-    return f" AND ({flt})"
+    return gen.filter_condition(flt)
 
 
 def _hidden_columns(relid: int) -> list:
@@ -422,7 +396,7 @@ class _Settings:
 
     def __enter__(self):
         if not _LOADED:  # pgvector's GUCs exist once its library is loaded
-            plpy.execute(f"SELECT {_vs()}.vector_dims('[1]'::{_vs()}.vector)")
+            plpy.execute(gen.load_pgvector(_vs()).as_string())
             _LOADED["vector"] = True
         old = plpy.execute(_plan(_GUC_READ, []))[0]
         self.old = [old["ef"], old["it"], old["mx"]]
@@ -458,19 +432,8 @@ def search(tbl, column, query, k, flt, index, ef_search, iterative_scan, max_sca
     settings = _search_settings(k, ef_search, iterative_scan, max_scan_tuples)
     cond = _filter_sql(flt)
     qv = query_vector(ix, query)
-    vtype = f"{_vs()}.{'halfvec' if ix['precision'] == 'fp16' else 'vector'}"
-    v, op, full = q(ix["vector"]), _op(ix["metric"]), ix["table"]
-    # relaxed_order may return the k hits slightly out of order: the outer query sorts them
-    sql = f"""
-        WITH hits AS MATERIALIZED (
-            SELECT pxt_row._pxt_rowid AS rowid, (pxt_row.{v} {op} $1::{vtype})::float8 AS distance
-            FROM ONLY {full} pxt_row
-            WHERE pxt_row.{v} IS NOT NULL{cond}
-            ORDER BY pxt_row.{v} {op} $1::{vtype} LIMIT $2)
-        SELECT h.rowid, {SCORES[ix['metric']].format(d='h.distance')} AS score, h.distance,
-               to_jsonb(pxt_row) - $3::text[] AS row
-        FROM hits h JOIN ONLY {full} pxt_row ON pxt_row._pxt_rowid = h.rowid
-        ORDER BY h.distance, h.rowid"""
+    vtype = "halfvec" if ix["precision"] == "fp16" else "vector"
+    sql = gen.search(_relation(ix["table"]), ix["vector"], _vs(), ix["metric"], vtype, cond).as_string()
     with settings:
         rows = _run(sql, ["text", "int8", "text[]"], [qv, k, _hidden_columns(ix["relid"])], "search")
     return [(r["rowid"], r["score"], r["distance"], r["row"]) for r in rows]
@@ -498,32 +461,9 @@ def hybrid_search(tbl, column, query, k, flt, index, language, rrf_k, candidates
     settings = _search_settings(n, ef_search, "relaxed_order", None)
     cond = _filter_sql(flt)
     qv = query_vector(ix, query)
-    vtype = f"{_vs()}.{'halfvec' if ix['precision'] == 'fp16' else 'vector'}"
-    v, op, full, src = q(ix["vector"]), _op(ix["metric"]), ix["table"], q(ix["source"])
-    # to_tsvector('<cfg>'::regconfig, col): the form an expression GIN index must have to be used
-    tsv = f"to_tsvector({lit(cfg)}::regconfig, pxt_row.{src})"
-    sql = f"""
-        WITH vec AS MATERIALIZED (
-            SELECT rowid, row_number() OVER (ORDER BY distance, rowid) AS r FROM (
-                SELECT pxt_row._pxt_rowid AS rowid, pxt_row.{v} {op} $1::{vtype} AS distance
-                FROM ONLY {full} pxt_row WHERE pxt_row.{v} IS NOT NULL{cond}
-                ORDER BY pxt_row.{v} {op} $1::{vtype} LIMIT $3) s),
-        txt AS MATERIALIZED (
-            SELECT rowid, row_number() OVER (ORDER BY rank DESC, rowid) AS r FROM (
-                SELECT pxt_row._pxt_rowid AS rowid, ts_rank_cd({tsv}, tq) AS rank
-                FROM ONLY {full} pxt_row, websearch_to_tsquery({lit(cfg)}::regconfig, $2) tq
-                WHERE {tsv} @@ tq{cond}
-                ORDER BY rank DESC, rowid LIMIT $3) s),
-        fused AS (
-            SELECT coalesce(vec.rowid, txt.rowid) AS rowid,
-                   coalesce(1.0 / ($4 + vec.r), 0) + coalesce(1.0 / ($4 + txt.r), 0) AS score,
-                   vec.r AS vector_rank, txt.r AS text_rank
-            FROM vec FULL JOIN txt ON vec.rowid = txt.rowid
-            ORDER BY score DESC, rowid LIMIT $5)
-        SELECT f.rowid, f.score::float8 AS score, f.vector_rank::int AS vector_rank, f.text_rank::int AS text_rank,
-               to_jsonb(pxt_row) - $6::text[] AS row
-        FROM fused f JOIN ONLY {full} pxt_row ON pxt_row._pxt_rowid = f.rowid
-        ORDER BY f.score DESC, f.rowid"""
+    vtype = "halfvec" if ix["precision"] == "fp16" else "vector"
+    sql = gen.hybrid_search(_relation(ix["table"]), ix["vector"], ix["source"], _vs(), ix["metric"], vtype, cfg,
+                            cond).as_string()
     with settings:
         rows = _run(sql, ["text", "text", "int8", "float8", "int8", "text[]"],
                     [qv, query, n, rrf_k, k, _hidden_columns(ix["relid"])], "hybrid search")
@@ -532,8 +472,4 @@ def hybrid_search(tbl, column, query, k, flt, index, language, rrf_k, candidates
 
 def list_indexes(tbl):
     oid = managed(tbl) if tbl is not None else None
-    return plpy.execute(plpy.prepare(f"""
-        SELECT e.relid::text AS "table", e.name, src.attname AS source_column, vec.attname AS vector_column,
-               e.embedding, e.query_embedding, e.metric, e.precision, e.dims, e.index_rel::text AS index, e.params
-        {LIVE}
-        WHERE $1::oid IS NULL OR e.relid = $1 ORDER BY 1, 2""", ["oid"]), [oid])
+    return plpy.execute(plpy.prepare(_LIST_INDEXES, ["oid"]), [oid])

@@ -65,11 +65,6 @@ def qualified(oid: int) -> str:
                oid, types=["oid"])["n"]
 
 
-def ensure_schema(schema: str) -> None:
-    if one("SELECT to_regnamespace($1) IS NULL AS missing", q(schema))["missing"]:
-        plpy.execute(f"CREATE SCHEMA {q(schema)}")
-
-
 def vkey(oid: int) -> str:
     """The stable key of a managed table's generated objects (see pxt.tables.vkey)."""
     return one("SELECT vkey FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["vkey"]

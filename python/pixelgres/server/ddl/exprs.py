@@ -9,81 +9,43 @@ A user's expression is SQL text. We never paste it into generated code as typed:
 2. PostgreSQL then parses and types it as a view over the table (aliased ``pxt_row``) in
    schema pxt_internal, kept for the column's life: pg_depend tells exactly which columns
    and functions it reads, refuses to drop a column another one reads, and follows renames.
-3. The canonical text PostgreSQL deparses from that view (fully qualified, quoted) is what
-   generated triggers contain; the plpgsql ``pxt_row ALIAS FOR NEW`` makes it evaluate
-   against the row being written. Triggers are regenerated from the views after any change.
+3. The canonical text PostgreSQL deparses from that view (fully qualified, quoted; a
+   ``sqlgen.ddl.Deparsed``) is what generated triggers contain; the plpgsql ``pxt_row ALIAS
+   FOR NEW`` makes it evaluate against the row being written. Triggers are regenerated from
+   the views after any change.
 """
 import plpy
 
 from ..core.errors import fail as _fail
 from ..core.spi import one
+from ..sqlgen import ddl as gen
 
-FORBIDDEN_WORDS = {"select", "from", "with", "into", "insert", "update", "delete", "merge",
-                   "returning", "union", "intersect", "except", "table", "values", "lateral",
-                   "create", "drop", "alter", "grant", "revoke", "copy", "do", "call", "execute"}
+FORBIDDEN_WORDS = gen.FORBIDDEN_WORDS
 ALIAS = "pxt_row"
 
 
 def scan(expr: str) -> None:
-    if not isinstance(expr, str) or not expr.strip():
-        _fail("computed column expression must be non-empty SQL text")
-    if len(expr) > 100_000:
-        _fail("computed column expression is too long")
-    depth, i, n = 0, 0, len(expr)
-    while i < n:
-        c = expr[i]
-        if c in "'\"":
-            j = i + 1
-            while True:
-                j = expr.find(c, j)
-                if j < 0:
-                    _fail(f"unterminated {'string' if c == chr(39) else 'identifier'} in expression")
-                if j + 1 < n and expr[j + 1] == c:  # doubled quote
-                    j += 2
-                    continue
-                break
-            if i > 0 and expr[i - 1] in "eEuU&" and c == "'" and (i < 2 or not (expr[i - 2].isalnum() or expr[i - 2] == "_")):
-                _fail("E'' and U&'' strings are not accepted in expressions; use plain '...' strings")
-            i = j + 1
-            continue
-        if c == ";":
-            _fail("';' is not allowed in an expression")
-        if c == "\\" or c == "$":
-            _fail(f"{c!r} is not allowed in an expression (use plain '...' strings)")
-        if expr.startswith("--", i) or expr.startswith("/*", i):
-            _fail("comments are not allowed in an expression")
-        if c == "(" or c == "[":
-            depth += 1
-        elif c == ")" or c == "]":
-            depth -= 1
-            if depth < 0:
-                _fail("unbalanced parentheses in expression")
-        elif c.isalpha() or c == "_":
-            j = i
-            while j < n and (expr[j].isalnum() or expr[j] in "_$"):
-                j += 1
-            if expr[i:j].lower() in FORBIDDEN_WORDS:
-                _fail(f"{expr[i:j]!r}: subqueries and statements are not allowed in a computed "
-                           "column expression")
-            i = j
-            continue
-        i += 1
-    if depth != 0:
-        _fail("unbalanced parentheses in expression")
+    """Refuse (with a clean SQL error) an expression outside the accepted subset (1. above;
+    the lexer is sqlgen.ddl.scan_expression, which sqlgen.ddl.Expression also runs)."""
+    try:
+        gen.scan_expression(expr)
+    except gen.ExpressionError as e:
+        _fail(str(e))
 
 
 def create_view(relid: int, table_sql: str, expr: str) -> str:
-    """Validate ``expr`` and store it as a view over the table; returns the view's name."""
+    """Validate ``expr`` and store it as a view over the table (``table_sql``: its name as
+    core.spi.qualified writes it); returns the view's name."""
     scan(expr)
-    name = "expr_" + str(one("SELECT nextval('pxt_internal.expr_seq') AS n")["n"])
+    view = gen.expression_view(one("SELECT nextval('pxt_internal.expr_seq') AS n")["n"])
+    stmt = gen.create_expression_view(view, gen.parse_name(table_sql), gen.Expression(expr))
     try:
         # prepare() refuses more than one statement: a second guard after scan()
-        plan = plpy.prepare(f"CREATE VIEW pxt_internal.{name} AS SELECT ({expr}) AS pxt_value "
-                            f"FROM ONLY {table_sql} {ALIAS}, (VALUES (1)) pxt_probe(pxt_probe_unused)")
+        plan = plpy.prepare(stmt.as_string())
         plpy.execute(plan)
     except plpy.SPIError as e:
         _fail(f"invalid expression {expr!r}: {e.args[0] if e.args else e}")
-    return "pxt_internal." + name
+    return view.as_string()
 
 
 def analyze(relid: int, view: str, expr: str = "") -> dict:
@@ -114,15 +76,16 @@ def analyze(relid: int, view: str, expr: str = "") -> dict:
         text = one("SELECT pg_get_viewdef($1, false) AS d", view_oid, types=["oid"])["d"]
     finally:
         plpy.execute(plpy.prepare("SELECT set_config('search_path', $1, true)", ["text"]), [old_path])
-    canonical = _strip(text)
+    deparsed = gen.Deparsed(_strip(text))  # PostgreSQL's text, trusted: see gen.Deparsed
     names = [r["attname"] for r in plpy.execute(plpy.prepare(
         "SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum = ANY($2) ORDER BY attnum",
         ["oid", "int2[]"]), [relid, cols])]
     col_type = att["t"]
     if col_type == "unknown":
-        col_type, canonical = "text", f"({canonical})::text"
+        col_type, deparsed = "text", gen.cast_to_text(deparsed)
     media = att["tname"] if att["tns"] == "pxt" and att["tname"] in ("image", "video", "audio", "document") else None
-    return {"type": col_type, "deps": names, "funcs": funcs, "sql": canonical, "media_type": media}
+    return {"type": col_type, "deps": names, "funcs": funcs, "sql": deparsed.as_string(), "deparsed": deparsed,
+            "media_type": media}
 
 
 def _strip(viewdef: str) -> str:

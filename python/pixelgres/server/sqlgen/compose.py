@@ -220,3 +220,92 @@ _NAME = rf'(?:"(?:[^"\0]|"")+"|{_WORD})'
 _MODIFIERS = rf"\((?:-?[0-9]+|{_WORD})(?:, ?(?:-?[0-9]+|{_WORD}))*\)"
 _TYPE_WORDS = "precision|varying|with|without|time|zone|to|year|month|day|hour|minute|second"
 _TYPE_NAME = re.compile(rf"{_NAME}(?:\.{_NAME})*(?:{_MODIFIERS})?(?: (?:{_TYPE_WORDS})(?:{_MODIFIERS})?)*(?:\[\])*")
+
+
+# --- names PostgreSQL wrote, expressions PostgreSQL parses, SQL kept in .sql files --------------
+# (appended for sqlgen/iterators.py and sqlgen/embeddings.py)
+_WRITTEN_PART = re.compile(r'"((?:[^"\0]|"")+)"|([a-z_][a-z0-9_]*)')
+
+
+def written_name(text: str) -> Identifier:
+    """The Identifier of a name as PostgreSQL writes one — ``quote_ident``,
+    ``format('%I.%I', ...)``, ``regclass::text``, core.spi's ``qualified``: one part, or two
+    separated by ``.``, each bare (lower-case ASCII letters, digits, ``_``: what quote_ident
+    leaves unquoted) or double-quoted with ``""`` for a quote. Anything else raises ValueError: this reads back
+    PostgreSQL's own quoting, never a user's spelling of a name (PostgreSQL parses that first,
+    with parse_ident). The name is the same; only its quoting may change (always quoted)."""
+    if type(text) is not str:
+        raise TypeError(f"written_name takes a str, not {type(text).__name__}")
+    parts, i = [], 0
+    while True:
+        m = _WRITTEN_PART.match(text, i)
+        if not m:
+            raise ValueError(f"not a name as PostgreSQL writes one: {text!r}")
+        parts.append(m.group(1).replace('""', '"') if m.group(1) is not None else m.group(2))
+        i = m.end()
+        if i == len(text):
+            return Identifier(*parts)
+        if text[i] != "." or len(parts) == 2:
+            raise ValueError(f"not a name as PostgreSQL writes one: {text!r}")
+        i += 1
+
+
+class TrustedExpression(Composable):
+    """Trusted text, kept as it is: an expression PostgreSQL itself wrote or parses. The one way
+    here for text that is neither in our source nor a name, a value or a type to become SQL, so
+    each use says where its text comes from (``source``, for the reader: it is not checked).
+    Two kinds of text only:
+
+    * PostgreSQL's own output: a deparse (pg_get_expr, pg_get_viewdef);
+    * an expression a user wrote that passed ``ddl.exprs.scan`` (no ``;``, comments, dollar or
+      E'' quoting, subqueries or statements; balanced parentheses) and that PostgreSQL parses
+      where only an expression fits: an iterator view's call (in ``CROSS JOIN LATERAL``), an
+      embedding call or the function name and argument list ``parse_call`` split it into, a
+      search filter (inside parentheses, after ``AND``).
+
+    Not for a name, a value or a type standing alone (``Identifier``/``written_name``,
+    ``Literal``, ``TypeName``). Empty text and a NUL character are refused."""
+
+    def __init__(self, text: str, source: str):
+        if type(text) is not str:
+            raise TypeError(f"TrustedExpression takes a str, not {type(text).__name__}")
+        if not text.strip():
+            raise ValueError("empty expression")
+        if "\0" in text:
+            raise ValueError("expression with a NUL character")
+        if type(source) is not str or not source:
+            raise TypeError("TrustedExpression needs its source: where the text comes from, and what checked it")
+        self.text, self.source = text, source
+
+    def as_string(self) -> str:
+        return self.text
+
+
+TEMPLATE_SECTION = re.compile(r"^-- pxt-template: ([a-z_]+)[ \t]*$", re.M)
+_TEMPLATES: dict = {}
+
+
+def template(name: str) -> dict[str, SQL]:
+    """The sections of ``templates/<name>.sql`` (in this package, next to this file) as SQL.
+
+    Such a file is SQL written in our source tree, as a string literal is; it is shipped
+    with the package (the server reads only its installed package directory). A section
+    starts at a line ``-- pxt-template: <section>`` and ends at the next one; what precedes
+    the first is the file's own commentary. A section's text, less the blank lines around
+    it, is SQL whose ``{name}`` placeholders ``SQL.format`` fills (with Composables only).
+    Read once per backend."""
+    if type(name) is not str or not re.fullmatch(r"[a-z_]+", name):
+        raise ValueError(f"not a template name: {name!r}")
+    if name not in _TEMPLATES:
+        import os
+
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", name + ".sql"),
+                  encoding="utf-8") as f:
+            parts = TEMPLATE_SECTION.split(f.read())
+        sections: dict[str, SQL] = {}
+        for section, text in zip(parts[1::2], parts[2::2]):
+            if section in sections:
+                raise ValueError(f"template {name}: section {section!r} twice")
+            sections[section] = SQL._trusted(text.strip("\n").rstrip())
+        _TEMPLATES[name] = sections
+    return dict(_TEMPLATES[name])

@@ -20,9 +20,9 @@ import json
 
 import plpy
 
-from ..catalog import current_version, vkey
+from ..catalog import ensure_schema, current_version, vkey
 from ..core.errors import fail as _fail
-from ..core.spi import ensure_schema, one, parse_table_name, qualified
+from ..core.spi import one, parse_table_name, qualified
 from ..sqlgen import versioning as gen
 from ..sqlgen.compose import Composable, Identifier, clip
 
