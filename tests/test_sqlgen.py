@@ -475,8 +475,9 @@ def test_snapshots_and_time_travel_views():
     view, grant, comment = [one_statement(s) for s in gen.create_snapshot(("s", EVIL), select, "it's v3")]
     assert view.view.relname == EVIL and comment.comment == "it's v3"
     assert gen.snapshot_comment('public."T"', 3) == 'pixelgres snapshot of public."T" at version 3'
-    drop_view, drop_table = [one_statement(s) for s in gen.drop_snapshot(("s", "v"), gen.overlay_table("s9"))]
-    assert drop_view.removeType == enums.ObjectType.OBJECT_VIEW and drop_table.missing_ok
+    drop_view, drop_table = one_statement(gen.drop_snapshot(("s", "v"))), one_statement(gen.drop_overlay(gen.overlay_table("s9")))
+    assert drop_view.removeType == enums.ObjectType.OBJECT_VIEW
+    assert drop_table.removeType == enums.ObjectType.OBJECT_TABLE and not drop_table.missing_ok
     temp = one_statement(gen.create_temp_view("My T@3", select))
     assert temp.view.relname == "My T@3" and temp.view.relpersistence == "t"
 
@@ -505,7 +506,7 @@ def test_every_generated_statement_is_one_statement():
              + gen.add_history_columns(h, cols, []) + gen.revert_data((EVIL, EVIL), h, cols, 1)
              + gen.revert_add_column((EVIL, EVIL), h, EVIL, 1, (EVIL, EVIL))
              + gen.create_overlay(ov, cols, EVIL, EVIL) + gen.create_snapshot((EVIL, EVIL), SQL("SELECT 1"), EVIL)
-             + gen.drop_snapshot((EVIL, EVIL), ov)
+             + [gen.drop_snapshot((EVIL, EVIL)), gen.drop_overlay(ov)]
              + [gen.version_select((EVIL, EVIL), h, cols, {1: EVIL}, 1), gen.rename_column((EVIL, EVIL), EVIL, EVIL),
                 gen.overlay_missing_ids((EVIL, EVIL), h, ov, 1), gen.overlay_take_rows(ov, (EVIL, EVIL), cols),
                 gen.overlay_take_all(ov, (EVIL, EVIL), cols), gen.snapshot_over_overlay((EVIL, EVIL), ov, cols, None),

@@ -257,9 +257,13 @@ def create_snapshot(view: Relation, select: Composable, comment: str) -> list[Co
             SQL("COMMENT ON VIEW {} IS {}").format(view, Literal(comment))]
 
 
-def drop_snapshot(view: Relation, overlay: Relation) -> list[Composed]:
-    return [SQL("DROP VIEW {}").format(relation(view)),
-            SQL("DROP TABLE IF EXISTS {}").format(relation(overlay))]
+def drop_snapshot(view: Relation) -> Composed:
+    return SQL("DROP VIEW {}").format(relation(view))
+
+
+def drop_overlay(overlay: Relation) -> Composed:
+    """A dropped snapshot's overlay table, when the drop's event trigger left it."""
+    return SQL("DROP TABLE {}").format(relation(overlay))
 
 
 def create_temp_view(name: str, select: Composable) -> Composed:

@@ -126,8 +126,10 @@ def drop_snapshot(name: str) -> None:
     r = one("SELECT vkey FROM pxt.tables WHERE kind = 'snapshot' AND relid = to_regclass($1)", view.as_string())
     if r is None:
         _fail(f"{name!r} is not a snapshot", sqlstate="42809")
-    for stmt in gen.drop_snapshot(view, gen.overlay_table(r["vkey"])):
-        _execute(stmt)
+    _execute(gen.drop_snapshot(view))
+    overlay = gen.overlay_table(r["vkey"])  # usually gone with the view (the sql_drop event trigger)
+    if one("SELECT to_regclass($1) IS NOT NULL AS e", overlay.as_string())["e"]:
+        _execute(gen.drop_overlay(overlay))
 
 
 def at_version(oid: int, n: int) -> str:
