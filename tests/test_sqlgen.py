@@ -19,47 +19,17 @@ from pixelgres.server.sqlgen.compose import SQL, Composed, Identifier, Literal, 
 pglast = pytest.importorskip("pglast")
 from pglast import ast as pg  # noqa: E402
 from pglast import enums  # noqa: E402
-from pglast import parse_plpgsql, parse_sql  # noqa: E402
+from pglast import parse_plpgsql  # noqa: E402
+from sqlast import column_refs, int_constants, names, one_statement, walk  # noqa: E402
 
 SQLGEN = Path(__file__).resolve().parent.parent / "python" / "pixelgres" / "server" / "sqlgen"
 EVIL = 'a"b; DROP TABLE x; --'
-
-
-def one_statement(sql):
-    """The single statement ``sql`` parses to (more than one would be an injection)."""
-    text = sql.as_string() if hasattr(sql, "as_string") else sql
-    stmts = parse_sql(text)
-    assert len(stmts) == 1, text
-    return stmts[0].stmt
 
 
 def literal_value(lit: Literal):
     """The value PostgreSQL reads from a Literal: SELECT <literal>."""
     target = one_statement(SQL("SELECT {}").format(lit)).targetList[0].val
     return target
-
-
-def names(nodes):
-    return [n.sval for n in nodes]
-
-
-def walk(node):
-    """Every pglast node under ``node``."""
-    if isinstance(node, tuple):
-        for n in node:
-            yield from walk(n)
-    elif isinstance(node, pg.Node):
-        yield node
-        for attr in node:
-            yield from walk(getattr(node, attr))
-
-
-def column_refs(node):
-    return [tuple(f.sval for f in n.fields if isinstance(f, pg.String)) for n in walk(node) if isinstance(n, pg.ColumnRef)]
-
-
-def int_constants(node):
-    return [n.val.ival for n in walk(node) if isinstance(n, pg.A_Const) and isinstance(n.val, pg.Integer)]
 
 
 # --- compose: identifiers ----------------------------------------------------------------------

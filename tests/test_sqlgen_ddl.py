@@ -21,37 +21,12 @@ from pixelgres.server.sqlgen.compose import SQL, Identifier, Literal, TypeName
 pglast = pytest.importorskip("pglast")
 from pglast import ast as pg  # noqa: E402
 from pglast import enums  # noqa: E402
-from pglast import parse_plpgsql, parse_sql  # noqa: E402
+from pglast import parse_plpgsql  # noqa: E402
+from sqlast import column_refs, one_statement, strings, walk  # noqa: E402
 
 SERVER = Path(__file__).resolve().parent.parent / "python" / "pixelgres" / "server"
 EVIL = 'a"b\'); DROP TABLE x; --'
 NAMES = [EVIL, "Mixed Case", "ünïcødé ✓", "x\\y", "it's", "select"]
-
-
-def one_statement(sql):
-    """The single statement ``sql`` parses to (more than one would be an injection)."""
-    text = sql.as_string() if hasattr(sql, "as_string") else sql
-    stmts = parse_sql(text)
-    assert len(stmts) == 1, text
-    return stmts[0].stmt
-
-
-def walk(node):
-    if isinstance(node, tuple):
-        for n in node:
-            yield from walk(n)
-    elif isinstance(node, pg.Node):
-        yield node
-        for attr in node:
-            yield from walk(getattr(node, attr))
-
-
-def column_refs(node):
-    return [tuple(f.sval for f in n.fields if isinstance(f, pg.String)) for n in walk(node) if isinstance(n, pg.ColumnRef)]
-
-
-def strings(node):
-    return [n.val.sval for n in walk(node) if isinstance(n, pg.A_Const) and isinstance(n.val, pg.String)]
 
 
 def rel(r):

@@ -17,43 +17,14 @@ from pixelgres.server.sqlgen.compose import SQL, Identifier, Literal, TrustedExp
 pglast = pytest.importorskip("pglast")
 from pglast import ast as pg  # noqa: E402
 from pglast import parse_plpgsql, parse_sql  # noqa: E402
+from sqlast import column_refs, names, strings, walk  # noqa: E402
+from sqlast import one_statement as parse  # noqa: E402
 
 PACKAGE = Path(__file__).resolve().parent.parent / "python" / "pixelgres"
 EVIL = 'a"b; DROP TABLE x; --'
 MIXED = "Mixed Case"
 UNI = "vidéo_帧"
 STORE, BASE, ITER = ("ml", EVIL + "_rows"), ("My Schema", MIXED), Identifier("pxt_internal", "iter_500")
-
-
-def parse(sql):
-    """The one statement ``sql`` parses to (more than one would be an injection)."""
-    text = sql.as_string() if hasattr(sql, "as_string") else sql
-    stmts = parse_sql(text)
-    assert len(stmts) == 1, text
-    return stmts[0].stmt
-
-
-def walk(node):
-    if isinstance(node, tuple):
-        for n in node:
-            yield from walk(n)
-    elif isinstance(node, pg.Node):
-        yield node
-        for attr in node:
-            yield from walk(getattr(node, attr))
-
-
-def names(nodes):
-    return [n.sval for n in nodes]
-
-
-def column_refs(node):
-    return [tuple(f.sval for f in n.fields if isinstance(f, pg.String)) for n in walk(node) if isinstance(n, pg.ColumnRef)]
-
-
-def strings(node):
-    """The string constants under ``node``."""
-    return [n.val.sval for n in walk(node) if isinstance(n, pg.A_Const) and isinstance(n.val, pg.String)]
 
 
 def ranges(node):
