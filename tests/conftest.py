@@ -61,11 +61,23 @@ def _files_dir(base: Path) -> Path:
     return files
 
 
+def extension_module(name: str):
+    """A build script of extension/ (build_sql, registry) as a module. extension/ is on sys.path
+    only while it loads: it also holds pixelgres.so, which must never shadow the package (a
+    child process started with multiprocessing inherits sys.path)."""
+    import importlib
+
+    ext = str(ROOT / "extension")
+    sys.path.insert(0, ext)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(ext)
+
+
 def test_objects_sql() -> str:
     """Test-only SQL objects (pxt_test.batch_probe), never part of the extension."""
-    sys.path.insert(0, str(ROOT / "extension"))
-    import build_sql
-
+    build_sql = extension_module("build_sql")
     text = (ROOT / "python" / "pixelgres" / "testing" / "batch_probe.sql").read_text()
     return re.sub(r"^#@pxt$", build_sql.PREAMBLE, text, flags=re.M)
 

@@ -16,11 +16,11 @@ PKG = Path(__file__).resolve().parent.parent / "python" / "pixelgres"
 # every DDL statement writes a version; undoing one (revert) replays DDL, so it sits above.
 # Subpackages only group modules (their __init__ imports nothing), so only modules are placed.
 SERVER_LAYERS = [
-    ["core.errors", "core.deps", "core.spi", "core.batch"],
+    ["core.clock", "core.errors", "core.deps", "core.spi", "core.batch"],
     ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings"],  # pure SQL generation: no plpy, no database
     ["catalog"],
-    ["media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents",
-     "media.validate"],
+    ["media.objects", "media.cache",  # object stores and their local cache: no plpy
+     "media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.validate"],
     ["versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
     ["iterators.views", "versioning.revert"],

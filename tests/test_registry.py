@@ -6,13 +6,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import extension_module
 
 from pixelgres import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "extension"))
-import build_sql  # noqa: E402
-import registry  # noqa: E402
+build_sql = extension_module("build_sql")
+registry = extension_module("registry")
 
 TOMLS = sorted((ROOT / "sql" / "functions").glob("*.toml"))
 ENTRIES = [(p.name, fn, spec) for p in TOMLS for fn, spec in tomllib.loads(p.read_text()).items()]

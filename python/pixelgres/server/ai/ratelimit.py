@@ -9,75 +9,44 @@ bucket holds; the bucket then goes into debt and later requests wait it out, so 
 average stays at the limit. Single-threaded asyncio: no locks, no loop-bound objects.
 
 Every wait of the retry policy (pauses, bucket refills, backoff) reads and sleeps on
-``CLOCK`` and draws its jitter from ``RNG``. Tests swap in a ``VirtualClock`` and a seeded
-``random.Random`` (``use_virtual_clock``): waits then take no real time, and what waited,
-and for how long, is a deterministic log instead of a wall-clock measurement.
+``CLOCK`` and draws its jitter from ``RNG``, which live in core/clock.py (object-store retries
+in media/ use them too) and read here as ``ratelimit.CLOCK``/``RNG``. Tests swap in a
+``VirtualClock`` and a seeded ``random.Random`` (``use_virtual_clock``): waits then take no
+real time, and what waited, and for how long, is a deterministic log instead of a wall-clock
+measurement.
 """
 from __future__ import annotations
 
-import asyncio
-import random
 import re
 import time
+
+from ..core import clock as _clock
+# re-exported: openai_client and the tests use them from here
+from ..core.clock import Clock, VirtualClock, backoff  # noqa: F401
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 MAX_PAUSE = 120.0  # never trust a header to park the backend longer than this
 
 
-class Clock:
-    """Real time: monotonic seconds and asyncio sleeps."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-    def mark(self, what: str, **detail) -> None:
-        """A point in the retry policy worth a test's look (no-op in real time)."""
-
-
-class VirtualClock(Clock):
-    """Time that moves only when someone sleeps: ``sleep(s)`` advances it by ``s`` at once.
-
-    ``events`` logs every sleep and mark with the virtual time it happened at, so a test can
-    check "nothing was admitted before the pause ended" without reading a wall clock.
-    """
-
-    def __init__(self):
-        self.t = 0.0
-        self.events: list[dict] = []
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        seconds = max(0.0, float(seconds))
-        self.events.append({"what": "sleep", "t": self.t, "seconds": seconds})
-        self.t += seconds
-        await asyncio.sleep(0)
-
-    def mark(self, what: str, **detail) -> None:
-        self.events.append({"what": what, "t": self.t, **detail})
-
-
-CLOCK: Clock = Clock()
-RNG = random.Random()
-
-
 def use_virtual_clock(seed: int = 0) -> VirtualClock:
     """Tests: a fresh virtual clock and seeded jitter for this backend; forget learned limits."""
-    global CLOCK, RNG
-    CLOCK, RNG = VirtualClock(), random.Random(seed)
+    c = _clock.use_virtual_clock(seed)
     _LIMITERS.clear()
-    return CLOCK
+    return c
 
 
 def use_real_clock() -> None:
-    global CLOCK, RNG
-    CLOCK, RNG = Clock(), random.Random()
+    _clock.use_real_clock()
     _LIMITERS.clear()
+
+
+def __getattr__(name: str):
+    """``ratelimit.CLOCK`` and ``ratelimit.RNG``: the backend's one clock and jitter (core.clock),
+    read at the moment of use so that a swap by either module reaches both."""
+    if name in ("CLOCK", "RNG"):
+        return getattr(_clock, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_duration(text) -> float | None:
@@ -119,12 +88,6 @@ def retry_after(headers) -> float | None:
     return min(MAX_PAUSE, max(0.0, s))
 
 
-def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Exponential backoff with jitter: uniform in [d/2, d], d = min(cap, base * 2**attempt)."""
-    d = min(cap, base * (2 ** attempt))
-    return RNG.uniform(d / 2, d)
-
-
 class Bucket:
     """Refills continuously at ``per_minute``/60 per second up to one second's worth (>= 1)."""
 
@@ -136,7 +99,7 @@ class Bucket:
         self.per_minute = float(per_minute)
         self.rate = self.per_minute / 60.0
         self.capacity = max(1.0, self.rate)
-        now = CLOCK.now()
+        now = _clock.CLOCK.now()
         self.level = self.capacity if self.level is None else min(self.level, self.capacity)
         self.stamp = now
 
@@ -186,11 +149,11 @@ class RateLimiter:
     def pause(self, seconds: float) -> None:
         """Hold every request of this model for ``seconds`` (a 429's retry-after, a spent quota)."""
         seconds = min(MAX_PAUSE, seconds)
-        self.paused_until = max(self.paused_until, CLOCK.now() + seconds)
-        CLOCK.mark("pause", seconds=seconds, until=self.paused_until)
+        self.paused_until = max(self.paused_until, _clock.CLOCK.now() + seconds)
+        _clock.CLOCK.mark("pause", seconds=seconds, until=self.paused_until)
 
     def delay(self, tokens: float) -> float:
-        now = CLOCK.now()
+        now = _clock.CLOCK.now()
         d = self.paused_until - now
         if self.requests:
             d = max(d, self.requests.wait(1, now))
@@ -203,9 +166,9 @@ class RateLimiter:
             d = self.delay(tokens)
             if d <= 0:
                 break
-            await CLOCK.sleep(d)
-        now = CLOCK.now()
-        CLOCK.mark("admit")
+            await _clock.CLOCK.sleep(d)
+        now = _clock.CLOCK.now()
+        _clock.CLOCK.mark("admit")
         if self.requests:
             self.requests.take(1, now)
         if self.tokens:
@@ -215,7 +178,7 @@ class RateLimiter:
         """Correct the token bucket once the response says how many tokens were used."""
         if self.tokens and actual is not None:
             if actual > estimated:
-                self.tokens.take(actual - estimated, CLOCK.now())
+                self.tokens.take(actual - estimated, _clock.CLOCK.now())
             else:
                 self.tokens.give_back(estimated - actual)
 
