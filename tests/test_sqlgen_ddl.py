@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pixelgres.server.sqlgen import ddl as gen
 from pixelgres.server.sqlgen.compose import SQL, Identifier, Literal, TypeName
 
-pglast = pytest.importorskip("pglast")
+import pglast  # noqa: E402,F401 - a test dependency (pyproject), never skipped
 from pglast import ast as pg  # noqa: E402
 from pglast import enums  # noqa: E402
 from pglast import parse_plpgsql  # noqa: E402

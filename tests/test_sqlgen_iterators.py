@@ -14,7 +14,7 @@ from pixelgres.server.sqlgen import embeddings as emb
 from pixelgres.server.sqlgen import iterators as it
 from pixelgres.server.sqlgen.compose import SQL, Identifier, Literal, TrustedExpression, template, written_name
 
-pglast = pytest.importorskip("pglast")
+import pglast  # noqa: E402,F401 - a test dependency (pyproject), never skipped
 from pglast import ast as pg  # noqa: E402
 from pglast import parse_plpgsql, parse_sql  # noqa: E402
 from sqlast import column_refs, names, strings, walk  # noqa: E402
