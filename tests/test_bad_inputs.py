@@ -13,7 +13,6 @@ Bad image values given to functions and tables are pg_regress tests: test/sql/ba
 """
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -23,16 +22,14 @@ import struct
 import tempfile
 import threading
 import uuid
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
 from PIL import Image
 
-from pixelgres.testing.media import grey_video
+from pixelgres.testing.media import bomb_png, garble, grey_video
 
 MEDIA = r"(?:plpy\.Error: )?MediaError: "
 
@@ -54,25 +51,6 @@ def jpeg_bytes(size=(64, 48)) -> bytes:
     return buf.getvalue()
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-@functools.lru_cache(maxsize=None)
-def bomb_png(side: int = 30000, complete: bool = True) -> bytes:
-    """A real side x side 1-bit PNG (all black, ~110 KB on disk, 900 M pixels decoded), or with
-    ``complete=False`` only its header and a scrap of image data."""
-    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-    if complete:
-        row = b"\x00" * (1 + (side + 7) // 8)
-        z = zlib.compressobj(6)
-        data = b"".join(z.compress(row * 1000) for _ in range(side // 1000))
-        data += z.compress(row * (side % 1000)) + z.flush()
-    else:
-        data = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + ihdr + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
-
-
 def mdat_payload(mp4: bytes) -> tuple[int, int]:
     """(start, end) of the mdat box's payload (the coded frames) in an MP4 file."""
     pos = 0
@@ -82,13 +60,6 @@ def mdat_payload(mp4: bytes) -> tuple[int, int]:
             return pos + 8, pos + size
         pos += size
     raise AssertionError("no mdat box")
-
-
-def garble(data: bytes, start: int, n: int, seed: int = 7) -> bytes:
-    rnd = np.random.default_rng(seed)
-    out = bytearray(data)
-    out[start:start + n] = rnd.integers(0, 256, n, dtype=np.uint8).tobytes()
-    return bytes(out)
 
 
 def make_video(path: Path, n: int = 10, faststart: bool = False) -> Path:

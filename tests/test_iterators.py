@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from pixelgres.testing.media import grey_video
+from pixelgres.testing.media import HTML, MARKDOWN, grey_video
 
 RATE, N = 10, 20
 W, H = 64, 48
@@ -370,29 +370,6 @@ def make_pdf(path: Path) -> Path:
     return path
 
 
-HTML = """<!doctype html><html><head><title>Field Guide</title><style>p {color: red}</style></head>
-<body><h1>Birds</h1><p>Birds fly. Most of them do.</p><h2>Owls</h2><p>Owls hunt at night.</p>
-<ul><li>Barn owl</li><li>Snowy owl</li></ul><script>var hidden = "not text";</script>
-<h2>Gulls</h2><div>Gulls <b>live</b> by the sea.</div><h1>Fish</h1><p>Fish swim.</p></body></html>"""
-
-MARKDOWN = """# Manual
-
-Welcome to the **manual**. See [the site](http://example.com).
-
-## Install
-
-Run the installer.
-Then restart.
-
-```
-make install
-```
-
-Usage
------
-
-Call it. Twice!
-"""
 
 
 def write(path: Path, text: str) -> Path:
