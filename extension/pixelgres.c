@@ -33,6 +33,12 @@ static int max_media_mb;
 static int max_document_pages;
 static int url_max_bytes;
 static int url_timeout_ms;
+static char *allowed_buckets;
+static char *storage_config;
+static char *object_cache_dir;
+static int object_cache_mb;
+static int object_concurrency;
+static char *media_destination;
 
 void _PG_init(void);
 
@@ -69,6 +75,24 @@ _PG_init(void)
 	DefineCustomIntVariable("pixelgres.url_timeout_ms",
 		"Time limit for downloading one http(s) media URL.",
 		NULL, &url_timeout_ms, 30000, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.allowed_buckets",
+		"Comma-separated object-store URI prefixes (s3://bucket/dir/) the server may read and write; empty allows none.",
+		NULL, &allowed_buckets, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.storage_config",
+		"TOML file on the server with endpoints and credentials per object-store URI prefix; empty means the standard chains.",
+		NULL, &storage_config, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.object_cache_dir",
+		"Local cache of object-store media; empty means <media store>/_objects.",
+		NULL, &object_cache_dir, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.object_cache_mb",
+		"Size bound (MB) of the object-store media cache; least recently used entries are evicted.",
+		NULL, &object_cache_mb, 10240, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.object_concurrency",
+		"Object-store downloads or uploads in flight per batch.",
+		NULL, &object_concurrency, 16, 1, 256, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.media_destination",
+		"Default object-store prefix for media that new computed columns produce; empty means the local store.",
+		NULL, &media_destination, "", PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pixelgres.openai_base_url",
 		"Base URL of the OpenAI-compatible API; empty means OPENAI_BASE_URL or api.openai.com.",
 		NULL, &openai_base_url, "", PGC_USERSET, 0, NULL, NULL, NULL);

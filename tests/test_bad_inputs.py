@@ -196,7 +196,7 @@ def bad_video(kind: str, files: Path, outside: Path) -> tuple[str, str, str]:
     if kind == "file-uri-passwd":
         return "file:///etc/passwd", "check", r"'file:///etc/passwd' is outside pixelgres\.allowed_roots"
     if kind == "text-as-mp4":
-        return (put(files, "notes.mp4", b"this is a text file, not a video\n" * 40), "computed",
+        return (put(files, "notes.mp4", b"this is a text file, not a video\n" * 40), "check",
                 r"not a decodable video: '.*/notes\.mp4'")
     if kind == "truncated-faststart":  # index first: the cut is seen from the index
         data = make_video(files / "fs.mp4", faststart=True).read_bytes()
@@ -204,11 +204,11 @@ def bad_video(kind: str, files: Path, outside: Path) -> tuple[str, str, str]:
                 r"video '.*/cut_fs\.mp4' is truncated: its index needs \d+ bytes, the file has \d+")
     if kind == "truncated-index-last":  # the index at the end is gone
         data = make_video(files / "il.mp4").read_bytes()
-        return (put(files, "cut_il.mp4", data[: len(data) * 6 // 10]), "computed",
+        return (put(files, "cut_il.mp4", data[: len(data) * 6 // 10]), "check",
                 r"not a decodable video: '.*/cut_il\.mp4'")
     if kind == "header-only":
         data = make_video(files / "h.mp4", faststart=True).read_bytes()
-        return put(files, "head.mp4", data[:64]), "computed", r"not a decodable video: '.*/head\.mp4'"
+        return put(files, "head.mp4", data[:64]), "check", r"not a decodable video: '.*/head\.mp4'"
     raise AssertionError(kind)
 
 

@@ -19,11 +19,11 @@ SERVER_LAYERS = [
     ["core.clock", "core.errors", "core.deps", "core.spi", "core.batch"],
     ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings"],  # pure SQL generation: no plpy, no database
     ["catalog"],
-    ["media.objects", "media.cache",  # object stores and their local cache: no plpy
-     "media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.validate"],
+    ["tabular", "media.objects", "media.cache",  # Parquet/CSV rows, object stores, their local cache: no plpy
+     "media.gucs", "media.buckets", "media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
     ["versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
-    ["iterators.views", "versioning.revert"],
+    ["iterators.views", "versioning.revert", "exports"],
     ["ai.ratelimit", "ai.openai_client", "ai.openai_fns", "ai.embedding_models", "ai.embedding_index"],
     [""],  # pixelgres.server itself: the entry point SQL bodies call
 ]

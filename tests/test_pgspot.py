@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 UNPINNED = {
     "pxt.describe(tbl text,name name,type text,media_type text,is_computed boolean,expr text,is_system boolean)":
         "names column types as the caller's search_path sees them (format_type), like psql's \\d",
-    "pxt.add_computed_column(tbl text,name text,expr text,on_error text,if_exists text,mode text)":
+    "pxt.add_computed_column(tbl text,name text,expr text,on_error text,if_exists text,mode text,destination text)":
         "resolves the caller's table name and backfills through triggers that run users' own functions",
     "pxt.alter_computed_column(tbl text,name text,expr text,on_error text)":
         "resolves the caller's table name and recomputes through triggers that run users' own functions",

@@ -24,23 +24,32 @@ $py$;
 COMMENT ON FUNCTION pxt.manage(text) IS 'Adopt an existing table (made with plain DDL) as a managed table';
 
 CREATE OR REPLACE FUNCTION pxt._add_computed_column(tbl text, name text, expr text, on_error text, if_exists text,
-    mode text) RETURNS text LANGUAGE plpython3u AS $py$
+    mode text, destination text) RETURNS text LANGUAGE plpython3u AS $py$
 #@pxt
-return srv.tables.add_computed_column(tbl, name, expr, on_error, if_exists, mode)
+return srv.tables.add_computed_column(tbl, name, expr, on_error, if_exists, mode, destination)
 $py$;
 
 CREATE OR REPLACE FUNCTION pxt.add_computed_column(tbl text, name text, expr text,
-    on_error text DEFAULT 'abort', if_exists text DEFAULT 'error', mode text DEFAULT 'eager') RETURNS text
+    on_error text DEFAULT 'abort', if_exists text DEFAULT 'error', mode text DEFAULT 'eager',
+    destination text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql AS $$
-DECLARE col text := pxt._add_computed_column(tbl, name, expr, on_error, if_exists, mode);
+DECLARE col text := pxt._add_computed_column(tbl, name, expr, on_error, if_exists, mode, destination);
 BEGIN
     IF mode OPERATOR(pg_catalog.=) 'eager' THEN
         PERFORM pxt.recompute_columns(tbl, ARRAY[col], false);
     END IF;
     RETURN col;
 END $$;
-COMMENT ON FUNCTION pxt.add_computed_column(text, text, text, text, text, text) IS
-  'Add a column computed from expr (SQL over the table''s columns) on insert and update; backfills existing rows. mode => ''deferred'' leaves cells pending for pxt.process_pending / pixelgres worker';
+COMMENT ON FUNCTION pxt.add_computed_column(text, text, text, text, text, text, text) IS
+  'Add a column computed from expr (SQL over the table''s columns) on insert and update; backfills existing rows. mode => ''deferred'' leaves cells pending for pxt.process_pending / pixelgres worker; destination => ''s3://bucket/prefix/'' puts produced media in a bucket';
+
+CREATE OR REPLACE FUNCTION pxt.set_media_validation(tbl text, name text, mode text) RETURNS text
+LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.set_media_validation(tbl, name, mode)
+$py$;
+COMMENT ON FUNCTION pxt.set_media_validation(text, text, text) IS
+  'When a media input column checks its values: ''on_write'' (default: the insert opens each file, a bad one is an error naming the row) or ''on_read'' (no check on insert; the first read reports a bad file), for very large remote media';
 
 CREATE OR REPLACE FUNCTION pxt.status(tbl text DEFAULT NULL)
 RETURNS TABLE ("table" text, "column" text, mode text, pending bigint, computed bigint, errors bigint)

@@ -50,9 +50,14 @@ def _kind(s, schema: str, name: str) -> str | None:
 
 
 def create_table(path: str, schema: dict | None = None, *, source=None, if_exists: str = "error",
-                 comment: str | None = None, primary_key=None) -> Table:
-    """``pxt.create_table('ml.images', {'image': pxt.Image, 'category': pxt.String})``."""
+                 comment: str | None = None, primary_key=None, media_validation: str = "on_write") -> Table:
+    """``pxt.create_table('ml.images', {'image': pxt.Image, 'category': pxt.String})``.
+
+    ``media_validation='on_read'`` leaves the media columns' check to the first read (very
+    large remote files); by default every value is opened on insert."""
     s = _session.get()
+    if media_validation not in ("on_write", "on_read"):
+        raise Error(f"media_validation must be 'on_write' or 'on_read', not {media_validation!r}")
     if primary_key is not None:
         raise Error("primary_key is not supported: every managed table is keyed by _pxt_rowid")
     if if_exists not in ("error", "ignore", "replace", "replace_force"):
@@ -66,6 +71,10 @@ def create_table(path: str, schema: dict | None = None, *, source=None, if_exist
     s.execute("SELECT pxt.create_table(%s, %s, if_exists => %s)",
               (_q(sch, name), Json(spec), "replace" if if_exists == "replace_force" else if_exists))
     t = Table(s, sch, name)
+    if media_validation == "on_read":
+        for c, col in t._columns().items():
+            if col.col_type.media and not col.computed:
+                s.execute("SELECT pxt.set_media_validation(%s, %s, 'on_read')", (t._path, c))
     if source is not None:
         t.insert(source)
     return t

@@ -77,6 +77,23 @@ def _batches(rows, n):
         yield batch
 
 
+def insert_from_bucket(table, uri: str, fmt: str | None = None) -> UpdateStatus:
+    """A Parquet / CSV / JSON-lines file in a bucket: the server reads it (its credentials,
+    its pixelgres.allowed_buckets) and inserts the rows in one statement per batch."""
+    s = table._session
+    cols = table._columns()
+    rowid = exp.Column(this=ident("_pxt_rowid"))
+    top = s.fetchone(exp.Select(expressions=[exp.func("coalesce", exp.Max(this=rowid), exp.Literal.number(0))])
+                     .from_(table._from_ast()))[0]
+    with translated():
+        n = s.fetchone("SELECT pxt.import_rows(%s, %s, %s)", (table._path, uri, fmt))[0]
+    ids = [r[0] for r in s.execute(exp.Select(expressions=[rowid]).from_(table._from_ast()).where(
+        exp.GT(this=rowid.copy(), expression=exp.Placeholder())), (top,)).fetchall()]
+    by_col = _errors(s, table, ids) if ids else {}
+    return UpdateStatus(num_rows=n, num_excs=sum(by_col.values()), updated_cols=list(cols),
+                        cols_with_excs=sorted(by_col), errors_by_column=by_col, verb="Inserted")
+
+
 def insert(table, source, *, batch_size=None, show_progress=None):
     s = table._session
     cols = table._columns()

@@ -4,7 +4,9 @@ The server may run on another machine, or as another OS user (the embedded clust
 ``postgres``), so a path the notebook can open may mean nothing to it. For one batch of
 values, ``MediaBatch.resolve``:
 
-1. passes URLs (``http(s)://``, ``s3://``) and store references (``media://``) through;
+1. passes URLs (``http(s)://``), bucket URIs (``s3://``, ``gs://``, ``az://``, ``r2://``...)
+   and store references (``media://``) through; the server fetches a batch's bucket objects
+   into its cache concurrently, in one call (``pxt.prefetch_media``), before the rows go in;
 2. asks the server, in one call, which of the batch's local paths it can read itself
    (``pxt.media_path``, which enforces ``pixelgres.allowed_roots``) and keeps those;
 3. hashes the others (and in-memory PIL images / bytes) with SHA-256, streaming, and asks,
@@ -28,7 +30,8 @@ from pathlib import Path
 from .errors import Error
 
 CHUNK = 1 << 20
-_PASS = ("http://", "https://", "s3://", "gs://", "media://")
+_OBJECTS = ("s3://", "gs://", "az://", "abfs://", "abfss://", "r2://")
+_PASS = ("http://", "https://", "media://") + _OBJECTS
 _SIGS = [(b"\xff\xd8\xff", "jpg"), (b"\x89PNG", "png"), (b"GIF8", "gif"), (b"%PDF", "pdf"), (b"RIFF", None),
          (b"\x1aE\xdf\xa3", "webm"), (b"ID3", "mp3"), (b"fLaC", "flac"), (b"OggS", "ogg"), (b"BM", "bmp")]
 
@@ -147,6 +150,9 @@ class MediaBatch:
                 items.extend((i, item) for i in paths[p])
         if items:
             self._upload(items, out)
+        objects = [v for v in out if isinstance(v, str) and v.startswith(_OBJECTS)]
+        if objects:  # failures are left to the row checks, which name the row and column
+            (self.conn or self.session.conn).execute("SELECT count(*) FROM pxt.prefetch_media(%s)", (objects,))
         return out
 
     def _upload(self, items: list, out: list) -> None:

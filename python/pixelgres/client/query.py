@@ -15,6 +15,7 @@ import dataclasses
 from sqlglot import exp
 
 from . import types as T
+from .errors import Error
 from .exprs import Agg, ColumnRef, Ctx, Expr, Similarity, ident, lift
 from .resultset import ResultSet
 
@@ -161,6 +162,32 @@ class Query:
         s = self._table._session
         node, cols = self._ast(s)
         return _stream(s, node, [n for n, _ in cols], batch_size, self._table._setup_statements())
+
+    def to_parquet(self, destination, *, embed_media: bool = False, batch_size: int = 1000) -> dict:
+        """Write these rows to a Parquet file: a bucket URI is written by the server
+        (``pxt.export_parquet``: its credentials and allow-list; ``embed_media`` adds each media
+        column's bytes); a local path is written here, streaming. Returns {rows, ...}."""
+        from .media import _OBJECTS
+        from .parquet import write_local
+
+        s = self._table._session
+        node, cols = self._ast(s)
+        if isinstance(destination, str) and destination.startswith(_OBJECTS):
+            from .dialect import to_sql
+            from .errors import translated
+
+            conn = s.connect(with_settings=True)
+            try:
+                with translated():
+                    for stmt, params in self._table._setup_statements():
+                        conn.execute(stmt, params)
+                    return conn.execute("SELECT pxt.export_parquet(%s, %s, %s)",
+                                        (to_sql(node), destination, embed_media)).fetchone()[0]
+            finally:
+                conn.close()
+        if embed_media:
+            raise Error("embed_media is for bucket destinations (the server reads the media)")
+        return write_local(self.cursor(batch_size), [n for n, _ in cols], destination, batch_size)
 
     def to_pytorch_dataset(self, image_format: str = "pt", *, batch_size: int = 64):
         """A torch IterableDataset streaming these rows; see pixelgres.client.dataset."""

@@ -16,6 +16,8 @@ from .dialect import to_sql
 from .errors import Error
 from .exprs import ColumnRef, Ctx, Expr, JsonPath, func, ident, lift, literal
 from .insert import insert as _insert_rows
+from .insert import insert_from_bucket
+from .media import _OBJECTS
 from .query import Query
 from .resultset import ResultSet
 from .status import UpdateStatus
@@ -118,6 +120,7 @@ class Table:
     def count(self) -> int: return self._query().count()
     def to_pandas(self): return self._query().to_pandas()
     def cursor(self, batch_size: int = 1000): return self._query().cursor(batch_size)
+    def to_parquet(self, destination, *, embed_media: bool = False): return self._query().to_parquet(destination, embed_media=embed_media)
 
     def to_pytorch_dataset(self, image_format: str = "pt", **kw):
         return self._query().to_pytorch_dataset(image_format, **kw)
@@ -125,7 +128,8 @@ class Table:
     # -- data -----------------------------------------------------------------------------------
     def insert(self, source=None, /, *, on_error: str = "abort", print_stats: bool = False,
                batch_size: int | None = None, show_progress: bool | None = None, **row) -> UpdateStatus:
-        """Insert rows: a list of dicts, a pandas DataFrame, a CSV/Parquet path, or one row as kwargs."""
+        """Insert rows: a list of dicts, a pandas DataFrame, a CSV/Parquet path, a bucket URI of a
+        Parquet/CSV/JSON-lines file (read by the server), or one row as kwargs."""
         self._writable("insert")
         if on_error != "abort":
             raise Error("insert(on_error=...) is not per insert in pixelgres: each computed column has its own "
@@ -136,7 +140,10 @@ class Table:
             source = [row]
         elif row:
             raise TypeError("insert() takes rows or column=value arguments, not both")
-        status = _insert_rows(self, source, batch_size=batch_size, show_progress=show_progress)
+        if isinstance(source, str) and source.startswith(_OBJECTS):
+            status = insert_from_bucket(self, source)
+        else:
+            status = _insert_rows(self, source, batch_size=batch_size, show_progress=show_progress)
         if print_stats:
             print(status)
         return status
@@ -214,8 +221,11 @@ class Table:
         return UpdateStatus(num_rows=self.count(), updated_cols=list(schema), verb="Added")
 
     def add_computed_column(self, *, on_error: str = "abort", if_exists: str = "error", stored=None,
-                            **kwargs) -> UpdateStatus:
+                            destination: str | None = None, **kwargs) -> UpdateStatus:
         """``t.add_computed_column(thumb=t.image.resize((256, 256)))``; backfills existing rows.
+
+        ``destination='s3://bucket/prefix/'`` puts the media the column produces in a bucket
+        (the server's ``pixelgres.allowed_buckets`` must allow it); the values are then URIs.
 
         A bare JSON path (``t.response.choices[0].message.content``) is stored as text, as
         ``->>`` reads it; ``.astype(pxt.Json)`` keeps JSON, ``.astype(pxt.Int)`` etc. cast."""
@@ -232,7 +242,8 @@ class Table:
             e = e.astype(T.String)
         sql = to_sql(e.ast(Ctx(self._session)))
         with backfill(self._session, f"computing {name}"):
-            self._call("add_computed_column", self._path, name, sql, on_error=on_error, if_exists=if_exists)
+            opts = {"destination": destination} if destination is not None else {}
+            self._call("add_computed_column", self._path, name, sql, on_error=on_error, if_exists=if_exists, **opts)
         self._refresh()
         return self._status_of(name, "Computed")
 

@@ -11,6 +11,9 @@ import plpy
 
 from .. import catalog
 from ..catalog import ensure_schema, managed
+from ..media import buckets
+from ..media.gucs import setting
+from ..core.errors import MediaError
 from ..core.errors import fail as _fail
 from ..core.spi import check_column_name, one, parse_table_name, q, qualified
 from ..sqlgen import ddl as gen
@@ -191,7 +194,7 @@ def _log_schema_change(oid: int) -> None:
 
 
 def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort", if_exists: str = "error",
-                        mode: str = "eager") -> str:
+                        mode: str = "eager", destination: str | None = None) -> str:
     oid = managed(table)
     full, rel = _table(oid)
     check_column_name(name)
@@ -208,16 +211,49 @@ def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort
         drop_column(full, name)
     view = exprs.create_view(oid, full, expr)
     info = exprs.analyze(oid, view, expr)
+    dest = _destination(name, destination, info["media_type"])
     batched = one("SELECT EXISTS (SELECT 1 FROM pxt.batched_functions WHERE func::oid = ANY($1::oid[])) AS b",
                   info["funcs"], types=["int[]"])["b"]
     _execute(gen.add_column(rel, name, TypeName(info["type"])))  # the type as format_type wrote it
     plpy.execute(plpy.prepare("""
         UPDATE pxt.column_defs SET expr = $3, expr_view = $4::regclass, deps = $5, batched = $6, on_error = $7,
-               media_type = $8, deferred = $9, position = (SELECT coalesce(max(position), 0) + 1 FROM pxt.column_defs WHERE relid = $1)
-        WHERE relid = $1 AND name = $2 AND dropped_at IS NULL""", ["oid", "name", "text", "text", "name[]", "bool", "text", "text", "bool"]),
-        [oid, name, expr, view, info["deps"], batched, on_error, info["media_type"], mode == "deferred"])
+               media_type = $8, deferred = $9, destination = $10,
+               position = (SELECT coalesce(max(position), 0) + 1 FROM pxt.column_defs WHERE relid = $1)
+        WHERE relid = $1 AND name = $2 AND dropped_at IS NULL""",
+        ["oid", "name", "text", "text", "name[]", "bool", "text", "text", "bool", "text"]),
+        [oid, name, expr, view, info["deps"], batched, on_error, info["media_type"], mode == "deferred", dest])
     triggers.regenerate(oid)
     return name  # the SQL wrapper backfills (pxt.recompute_columns) unless deferred
+
+
+def _destination(name: str, given: str | None, media_type: str | None) -> str | None:
+    """The checked bucket prefix where a computed media column puts what it produces: the one
+    given, else pixelgres.media_destination, else none (the local store). Checked now, so a
+    destination outside pixelgres.allowed_buckets fails here and not on every row."""
+    dest = given if given is not None else (setting("pixelgres.media_destination") or None)
+    if dest is None or (given is None and media_type is None):
+        return None
+    if media_type is None:
+        _fail(f"destination applies to media columns (image, video, audio, document); {name!r} is not one")
+    try:
+        return buckets.destination(dest)
+    except MediaError as e:
+        _fail(f"destination of column {name!r}: {e}", sqlstate="22023")
+
+
+def set_media_validation(table: str, name: str, mode: str) -> str:
+    """'on_write' (each value opened on insert) or 'on_read' (left to the first read)."""
+    oid = managed(table)
+    if mode not in ("on_write", "on_read"):
+        _fail(f"media_validation must be 'on_write' or 'on_read', not {mode!r}")
+    row = one("SELECT media_type, expr IS NOT NULL AS computed FROM pxt.column_defs "
+              "WHERE relid = $1 AND name = $2 AND dropped_at IS NULL", oid, name, types=["oid", "name"])
+    if row is None or row["media_type"] is None or row["computed"]:
+        _fail(f"{name!r} is not a media input column of {qualified(oid)}", sqlstate="42809")
+    plpy.execute(plpy.prepare("UPDATE pxt.column_defs SET media_validation = $3 WHERE relid = $1 AND name = $2 "
+                              "AND dropped_at IS NULL", ["oid", "name", "text"]), [oid, name, mode])
+    triggers.regenerate(oid)
+    return mode
 
 
 def drop_column(table: str, name: str) -> None:

@@ -46,7 +46,8 @@ def _load(oid: int) -> list[gen.ColumnDef]:
     """The table's live columns from pxt.column_defs, computed ones with their deparsed
     expression (and their inputs, brought up to date after renames)."""
     rows = plpy.execute(plpy.prepare("""
-        SELECT name, expr, expr_view::text AS v, deps, batched, on_error, media_type, deferred
+        SELECT name, expr, expr_view::text AS v, deps, batched, on_error, media_type, deferred, destination,
+               media_validation
         FROM pxt.column_defs WHERE relid = $1 AND dropped_at IS NULL
         ORDER BY expr IS NOT NULL, position, attnum""", ["oid"]), [oid])
     cols = []
@@ -61,7 +62,8 @@ def _load(oid: int) -> list[gen.ColumnDef]:
                                           "AND dropped_at IS NULL", ["oid", "name", "name[]"]), [oid, r["name"], deps])
         cols.append(gen.ColumnDef(r["name"], computed=r["expr"] is not None, sql=sql, deps=tuple(deps),
                                   batched=r["batched"], deferred=r["deferred"], on_error=r["on_error"],
-                                  media_type=r["media_type"]))
+                                  media_type=r["media_type"], destination=r["destination"],
+                                  check_on_write=r["media_validation"] == "on_write"))
     return cols
 
 

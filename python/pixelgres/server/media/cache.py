@@ -83,6 +83,15 @@ class Cache:
         self._inserted(size, key)
         return path
 
+    def has(self, uri: str, version: str) -> bool:
+        return os.path.exists(self.path(self.key(uri, version)))
+
+    def remove(self, uri: str, version: str) -> None:
+        key = self.key(uri, version)
+        with self._locked(key, fcntl.LOCK_EX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(key))
+
     def open(self, uri: str, fetch_fn: Callable[[str], object], max_bytes: int, version: str):
         """``get``, opened for reading: the open file stays readable even if evicted."""
         for _ in range(3):

@@ -545,17 +545,23 @@ def _fetch_to(u: ObjectURI, st, dest_path: str, max_bytes: int, info: ObjectInfo
             os.unlink(tmp)
 
 
-def put(uri, data, settings: SettingsArg = None) -> bool:
+def put(uri, data, settings: SettingsArg = None, overwrite: bool = False) -> bool:
     """Write ``data`` (bytes, or a local file as ``os.PathLike``) unless the object exists.
 
     Keys are content-addressed, so "already exists" means the same bytes are there: success,
     returning False (True: written now). A store without conditional writes gets a HEAD and
     a plain PUT instead. One request, no multipart (conditional puts forbid it): 5 GB at most.
+    ``overwrite`` (an export to a name the user chose) replaces what is there.
     """
     if isinstance(data, str):
         raise TypeError("put() takes bytes or an os.PathLike file, not str")
     u, s, st = _resolve(uri, settings)
     payload = data if isinstance(data, (bytes, bytearray, memoryview)) else _as_path(data)
+    if overwrite:
+        import obstore
+
+        _attempt(u, s, lambda: _obs(u, obstore.put, st, u.key, payload, use_multipart=False))
+        return True
     return _attempt(u, s, lambda: _put_once(u, s, st, payload))
 
 

@@ -1,6 +1,7 @@
 """Media references: resolve a URI to a local file, and the content-addressed store.
 
-A media value is text: an absolute local path, ``file://`` URI, ``http(s)://`` URL, or
+A media value is text: an absolute local path, ``file://`` URI, ``http(s)://`` URL, an
+object-store URI (``s3://``, ``gs://``, ``az://``, ``r2://``...: ``media.buckets``), or
 ``media://<sha256>.<ext>`` naming a file in the store (``pixelgres.media_dir``, laid out as
 ``<aa>/<sha256>.<ext>``). Store files are written once (temp file + atomic rename) and never
 changed, so every version and snapshot that references one stays valid.
@@ -15,40 +16,16 @@ import socket
 import tempfile
 import urllib.parse
 
-import plpy
-
 from ..core.errors import MediaError
+from . import buckets, objects
+from .gucs import media_dir, setting, setting_list
 
 KINDS = ("image", "video", "audio", "document")
 FRAME_SCHEME = "pxt-frame:"  # a virtual video frame (media.video.frame_ref)
-_settings_cache: dict = {}
-
-
-_plans: dict = {}
-
-
-def _plan(query: str, types: list[str]):
-    """A prepared plan, kept for the session (several lookups per image: parsing and planning
-    each time cost as much as running them)."""
-    plan = _plans.get(query)
-    if plan is None:
-        plan = _plans[query] = plpy.prepare(query, types)
-    return plan
-
-
-def setting(name: str) -> str:
-    return plpy.execute(_plan("SELECT current_setting($1) AS v", ["text"]), [name])[0]["v"]
-
-
-def media_dir() -> str:
-    d = plpy.execute(_plan("SELECT pxt._media_dir() AS d", []))[0]["d"]
-    os.makedirs(d, exist_ok=True)
-    return d
 
 
 def allowed_roots() -> list[str]:
-    raw = setting("pixelgres.allowed_roots")
-    return [os.path.realpath(r.strip()) for r in raw.split(",") if r.strip()]
+    return [os.path.realpath(r) for r in setting_list("pixelgres.allowed_roots")]
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -71,6 +48,8 @@ def local_path(uri: str) -> str:
         path = store_path(uri)
     elif uri.startswith(("http://", "https://")):
         path = fetch_url(uri)
+    elif objects.is_object_uri(uri):
+        path = buckets.local_path(uri)
     elif uri.startswith(FRAME_SCHEME):  # media.resolve reads frames; nothing else takes one
         raise MediaError(f"{uri!r} is a video frame: only image inputs accept one")
     else:
@@ -115,6 +94,15 @@ def store_media(data: bytes, ext: str) -> str:
     return store_bytes(data, ext)
 
 
+def to_destination(value: str, destination: str) -> str:
+    """pxt._to_destination: a computed media value in the store, put in its column's bucket
+    destination under the same content-addressed name; other values pass unchanged."""
+    if not value.startswith("media://"):
+        return value
+    path = store_path(value)
+    return buckets.upload(path, buckets.destination(destination) + value[len("media://"):])
+
+
 def write_atomic(final: str, data: bytes) -> None:
     """Write through a ``.tmp-`` file renamed into place: readers never see a partial file, two
     writers of the same content race harmlessly, and an interrupted write leaves only a temp
@@ -146,7 +134,7 @@ def host_allowed(host: str) -> str:
     addresses unless pixelgres.allowed_url_hosts lists the host or a network holding it.
     Callers connect to this address (not the name again), so a DNS answer cannot change
     between the check and the connection (rebinding)."""
-    allowed = [h.strip() for h in setting("pixelgres.allowed_url_hosts").split(",") if h.strip()]
+    allowed = setting_list("pixelgres.allowed_url_hosts")
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as e:

@@ -254,14 +254,17 @@ class TrustedExpression(Composable):
     """Trusted text, kept as it is: an expression PostgreSQL itself wrote or parses. The one way
     here for text that is neither in our source nor a name, a value or a type to become SQL, so
     each use says where its text comes from (``source``, for the reader: it is not checked).
-    Two kinds of text only:
+    Three kinds of text only:
 
     * PostgreSQL's own output: a deparse (pg_get_expr, pg_get_viewdef);
     * an expression a user wrote that passed ``ddl.exprs.scan`` (no ``;``, comments, dollar or
       E'' quoting, subqueries or statements; balanced parentheses) and that PostgreSQL parses
       where only an expression fits: an iterator view's call (in ``CROSS JOIN LATERAL``), an
       embedding call or the function name and argument list ``parse_call`` split it into, a
-      search filter (inside parentheses, after ``AND``).
+      search filter (inside parentheses, after ``AND``);
+    * the query of ``pxt.export_parquet``, run with its caller's rights as COPY (query) TO
+      would: one statement (PostgreSQL refused to open it as a cursor otherwise), used only
+      as the body of a temporary view, where PostgreSQL accepts nothing but a query.
 
     Not for a name, a value or a type standing alone (``Identifier``/``written_name``,
     ``Literal``, ``TypeName``). Empty text and a NUL character are refused."""

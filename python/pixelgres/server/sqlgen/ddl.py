@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .compose import SQL, Composable, Composed, Identifier, Literal, TypeName, written_name
+from .compose import SQL, Composable, Composed, Identifier, Literal, TrustedExpression, TypeName, written_name
 
 Relation = Identifier | tuple[str, str]
 
@@ -316,6 +316,8 @@ class ColumnDef:
     deferred: bool = False
     on_error: str | None = None
     media_type: str | None = None
+    destination: str | None = None  # a bucket prefix for the media it produces
+    check_on_write: bool = True     # a media input's values are opened on insert (media_validation)
 
     def __post_init__(self):
         Identifier(_name(self.name))
@@ -338,6 +340,13 @@ class ColumnDef:
     @property
     def ignores_errors(self) -> bool:
         return self.on_error == "ignore"
+
+    @property
+    def value(self) -> Composable:
+        """The SQL of the value stored: the expression, put in the column's destination if it has one."""
+        if self.destination is None:
+            return self.sql
+        return SQL("pxt._to_destination(({})::text, {})").format(self.sql, Literal(self.destination))
 
 
 @dataclass(frozen=True)
@@ -372,7 +381,7 @@ class TriggerTable:
 
     @property
     def media_inputs(self) -> list[ColumnDef]:
-        return [c for c in self.columns if not c.computed and c.media_type]
+        return [c for c in self.columns if not c.computed and c.media_type and c.check_on_write]
 
     @property
     def batched(self) -> list[ColumnDef]:
@@ -445,7 +454,7 @@ def _compute_block(t: TriggerTable, c: ColumnDef) -> Composed:
                       "for row (%s): %s', {key}, {table}, {row}, pxt._clean_error(SQLERRM)), {hint}").format(
             key=key, table=Literal(t.name), row=_row_desc(c.deps), hint=_HINT_IGNORE)
     return SQL("    BEGIN\n      pxt_row.{col} := {expr};\n    EXCEPTION WHEN OTHERS THEN\n      {handler}\n"
-               "    END;\n").format(col=col, expr=c.sql, handler=handler)
+               "    END;\n").format(col=col, expr=c.value, handler=handler)
 
 
 def _media_check(t: TriggerTable, m: ColumnDef) -> Composed:
@@ -543,7 +552,7 @@ _BATCH_STEP = SQL("""
     PERFORM set_config('pxt_v.internal', 'on', true);  -- write-back is part of this version
     FOREACH pxt_id IN ARRAY pxt_ids LOOP
       BEGIN
-        UPDATE ONLY {table} pxt_row SET {col} = {expr} WHERE pxt_row._pxt_rowid = pxt_id;
+        UPDATE ONLY {table} pxt_row SET {col} = {value} WHERE pxt_row._pxt_rowid = pxt_id;
       EXCEPTION WHEN OTHERS THEN
         {handler}
       END;
@@ -587,8 +596,8 @@ def statement_trigger_body(t: TriggerTable) -> Composed:
             asked = SQL(" AND {} = ANY(string_to_array(current_setting('pixelgres.recompute', true), ','))").format(key)
         else:
             asked = SQL("")
-        steps.append(_BATCH_STEP.format(col=c.ident, key=key, asked=asked, expr=c.sql, table=t.table,
-                                        handler=handler))
+        steps.append(_BATCH_STEP.format(col=c.ident, key=key, asked=asked, expr=c.sql, value=c.value,
+                                        table=t.table, handler=handler))
     return _STATEMENT_BODY.format(steps=Composed(steps))
 
 
@@ -605,3 +614,28 @@ def statement_trigger(t: TriggerTable) -> list[Composed]:
                        "REFERENCING NEW TABLE AS pxt_new FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
             trigger, t.table, fn))
     return out
+
+
+def insert_json_rows(table: Identifier, columns: Sequence[str]) -> Composed:
+    """INSERT the rows of a jsonb array ($1) into ``columns`` of ``table`` (an import's batch:
+    each key read as its column's type would read it)."""
+    if not isinstance(table, Identifier):
+        raise TypeError(f"a table is an Identifier, not {table!r}")
+    if not columns:
+        raise ValueError("no columns to insert")
+    cols = SQL(", ").join(Identifier(_name(c)) for c in columns)
+    return SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_recordset(NULL::{t}, $1)").format(
+        t=table, cols=cols)
+
+
+def create_temp_view(view: Identifier, query: TrustedExpression) -> Composed:
+    """A temporary view over a query (an export's): PostgreSQL accepts only a query as its body."""
+    if not isinstance(view, Identifier) or not isinstance(query, TrustedExpression):
+        raise TypeError("create_temp_view takes an Identifier and a TrustedExpression")
+    return SQL("CREATE TEMP VIEW {} AS {}").format(view, query)
+
+
+def select_all(rel: Identifier) -> Composed:
+    if not isinstance(rel, Identifier):
+        raise TypeError(f"a relation is an Identifier, not {rel!r}")
+    return SQL("SELECT * FROM {}").format(rel)

@@ -371,14 +371,17 @@ def drop_dropped_column(table: Relation, attnum: int) -> Composed:
 
 
 def media_references(table: Relation, h: Relation | None, column: Column) -> Composed:
-    """Distinct ``media://`` values of a column, in the live table and (given ``h``) its history."""
+    """Distinct ``media://`` and object-store values of a column, in the live table and (given
+    ``h``) its history."""
     parts = [SQL("SELECT {}::text AS r FROM ONLY {}").format(column.ident, relation(table))]
     if h is not None:
         parts.append(SQL("SELECT {}::text FROM {}").format(column.hist, relation(h)))
-    return SQL("SELECT DISTINCT r FROM ({}) s WHERE r LIKE 'media://%'").format(SQL(" UNION ALL ").join(parts))
+    return SQL("SELECT DISTINCT r FROM ({}) s WHERE r LIKE 'media://%' OR r ~ '^(s3|gs|az|abfss?|r2)://'").format(
+        SQL(" UNION ALL ").join(parts))
 
 
 def overlay_media_references(overlay: Relation, column: str) -> Composed:
-    """Distinct ``media://`` values of a column of a snapshot's overlay."""
+    """Distinct ``media://`` and object-store values of a column of a snapshot's overlay."""
     c = Identifier(column)
-    return SQL("SELECT DISTINCT {c}::text AS r FROM {o} WHERE {c}::text LIKE 'media://%'").format(c=c, o=relation(overlay))
+    return SQL("SELECT DISTINCT {c}::text AS r FROM {o} WHERE {c}::text LIKE 'media://%' "
+               "OR {c}::text ~ '^(s3|gs|az|abfss?|r2)://'").format(c=c, o=relation(overlay))

@@ -7,6 +7,8 @@ import plpy
 from ..catalog import current_version
 from ..core.errors import fail as _fail
 from ..core.spi import one, qualified
+from ..core.errors import MediaError
+from ..media import buckets, objects
 from ..media.store import media_dir
 from ..sqlgen import versioning as gen
 from ..sqlgen.compose import Composable
@@ -67,7 +69,7 @@ def vacuum_media(min_age_seconds: float, dry_run: bool) -> dict:
         for c in cols:
             column = gen.Column(c["attname"], attnum=int(c["attnum"]))
             for r in _execute(gen.media_references(relation_of(oid), h if has_h else None, column)):
-                refs.add(r["r"][len("media://"):])
+                refs.add(r["r"])
     # snapshots that outlived a revert hold their own rows (see _keep_snapshot)
     for s in plpy.execute("SELECT vkey FROM pxt.tables WHERE kind = 'snapshot' AND pins IS DISTINCT FROM version"):
         ov = gen.overlay_table(s["vkey"])
@@ -76,7 +78,9 @@ def vacuum_media(min_age_seconds: float, dry_run: bool) -> dict:
                 "AND atttypid = ANY (ARRAY['pxt.image', 'pxt.video', 'pxt.audio', 'pxt.document']::regtype[])",
                 ["text"]), [ov.as_string()]):
             for r in _execute(gen.overlay_media_references(ov, c["attname"])):
-                refs.add(r["r"][len("media://"):])
+                refs.add(r["r"])
+    objects_report = _vacuum_buckets(refs, min_age_seconds, dry_run)
+    refs = {r[len("media://"):] for r in refs if r.startswith("media://")}
     root = media_dir()
     now = time.time()
     scanned = deleted = freed = 0
@@ -100,4 +104,40 @@ def vacuum_media(min_age_seconds: float, dry_run: bool) -> dict:
             freed += st.st_size
             if not dry_run:
                 os.unlink(path)
-    return {"files": scanned, "referenced": len(refs), "deleted": deleted, "bytes_freed": freed, "dry_run": dry_run}
+    return {"files": scanned, "referenced": len(refs), "deleted": deleted, "bytes_freed": freed, "dry_run": dry_run,
+            **objects_report}
+
+
+def _vacuum_buckets(refs: set, min_age_seconds: float, dry_run: bool) -> dict:
+    """Delete objects in computed columns' destinations that no version references.
+
+    Only content-addressed names directly under a destination (``<prefix><sha256>.<ext>``,
+    what pixelgres writes there) are candidates: anything else in the bucket is not ours.
+    Destinations of every column ever defined count, dropped ones too (their history may
+    still hold references until vacuum_history removes it)."""
+    report = {"objects": 0, "objects_deleted": 0, "object_bytes_freed": 0, "destinations_skipped": []}
+    now = time.time()
+    for d in plpy.execute("SELECT DISTINCT destination FROM pxt.column_defs WHERE destination IS NOT NULL "
+                          "ORDER BY destination"):
+        prefix = d["destination"]
+        try:
+            u = buckets.check(prefix, prefix=True)
+            listing = objects.list_prefix(prefix, buckets.settings_for(u))
+        except (MediaError, objects.ObjectStoreError) as e:
+            report["destinations_skipped"].append({"destination": prefix, "reason": str(e)})
+            continue
+        for uri, info in listing:
+            name = uri[len(prefix):]
+            if "/" in name or not buckets.CONTENT_NAME.fullmatch(name):
+                continue
+            report["objects"] += 1
+            if uri in refs:
+                continue
+            if info.last_modified is not None and now - info.last_modified.timestamp() < min_age_seconds:
+                continue
+            report["objects_deleted"] += 1
+            report["object_bytes_freed"] += info.size
+            if not dry_run:
+                objects.delete(uri, buckets.settings_for(u))
+                buckets.forget(uri)
+    return report

@@ -1,0 +1,98 @@
+"""W9: insert + thumbnail with the sources in a bucket and the thumbnails written to a bucket,
+vs the same insert from local files, measured in the same run.
+
+A throwaway cluster, and moto in server mode on loopback (pixelgres.testing.s3_server, without
+faults) standing in for S3. Each of --repeat rounds generates N 1024x768 JPEGs (as W1) and
+measures, back to back:
+
+  (a) local:  INSERT of N local paths into a table with pxt.resize(image, 256, 256);
+  (b) bucket: the same JPEGs uploaded to a bucket beforehand (not timed), then
+      pxt.prefetch_media over the N URIs (what the Python client's insert does) and the INSERT
+      of the N s3:// URIs into a table whose thumbnail column has destination => s3://...;
+  (c) cached: the same N URIs into a fresh table with the same destination: the sources come
+      from the cache (one HEAD each), the thumbnails are already there (no upload).
+
+Ratios are paired per round (bucket / local, cached / local) and their median is reported with
+the spread. moto is a Python server on the same 2 cores, so its own CPU is in the bucket times:
+a real S3 answers from elsewhere.
+
+    .venv/bin/python bench/w9_object_storage.py [--n 200] [--repeat 3] [--keep]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import uuid
+
+from _cluster import bench_dir, cluster, connect, readable_dir, timed, timed_backend
+from _media import write_photos
+
+from pixelgres.testing.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+
+TARGET_FIRST, TARGET_CACHED = 1.3, 1.05
+
+
+def spread(xs: list[float]) -> str:
+    return f"median {statistics.median(xs):.2f}x (min {min(xs):.2f}x, max {max(xs):.2f}x)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    n = args.n
+    with bench_dir("w9", args.keep) as base, S3Server() as s3:
+        files = readable_dir(base / "files", 0o777)
+        cfg = files / "storage.toml"
+        cfg.write_text(f'["s3://"]\nendpoint = "{s3.endpoint}"\nallow_http = true\nregion = "{REGION}"\n'
+                       f'access_key_id = "{ACCESS_KEY}"\nsecret_access_key = "{SECRET_KEY}"\n')
+        cfg.chmod(0o644)
+        src, dst = s3.create_bucket(f"w9-src-{uuid.uuid4().hex[:8]}"), s3.create_bucket(f"w9-dst-{uuid.uuid4().hex[:8]}")
+        settings = {"pixelgres.storage_config": f"'{cfg}'", "pixelgres.allowed_buckets": f"'s3://{src}/,s3://{dst}/'"}
+        from _cluster import FAST
+
+        with cluster(base, files, args.keep, {**FAST, **settings}) as dsn, connect(dsn) as conn:
+            warm = write_photos(readable_dir(files / "warm"), 1, seed=10**6)[0]
+            print(f"backend warm-up: {timed(conn, 'SELECT pxt.resize(%s, 8, 8)', (str(warm),)):.2f}s")
+            first, cached = [], []
+            for r in range(args.repeat):
+                paths = write_photos(readable_dir(files / f"set{r}"), n, seed=r * n)
+                uris = []
+                for p in paths:
+                    s3.put_object(src, f"set{r}/{p.name}", p.read_bytes())
+                    uris.append(f"s3://{src}/set{r}/{p.name}")
+                for name, dest in ((f"w9.local{r}", None), (f"w9.bucket{r}", f"s3://{dst}/thumbs/"),
+                                   (f"w9.cached{r}", f"s3://{dst}/thumbs/")):
+                    conn.execute("SELECT pxt.create_table(%s, '{\"image\": \"image\"}')", (name,))
+                    conn.execute("SELECT pxt.add_computed_column(%s, 'thumb', 'pxt.resize(image, 256, 256)', "
+                                 "destination => %s)", (name, dest))
+                insert = "INSERT INTO {} (image) SELECT unnest(%s::text[])"
+                t_local = timed_backend(conn, insert.format(f"w9.local{r}"), ([str(p) for p in paths],))
+                s3.reset()
+                t_bucket = timed_backend(conn, "SELECT count(*) FROM pxt.prefetch_media(%s)", (uris,)).wall
+                t_bucket += timed_backend(conn, insert.format(f"w9.bucket{r}"), (uris,)).wall
+                reqs = {m: sum(1 for q in s3.requests if q.method == m) for m in ("HEAD", "GET", "PUT")}
+                s3.reset()
+                t_cached = timed_backend(conn, "SELECT count(*) FROM pxt.prefetch_media(%s)", (uris,)).wall
+                t_cached += timed_backend(conn, insert.format(f"w9.cached{r}"), (uris,)).wall
+                again = {m: sum(1 for q in s3.requests if q.method == m) for m in ("HEAD", "GET", "PUT")}
+                got = conn.execute(f"SELECT count(*), count(DISTINCT thumb) FROM w9.bucket{r} "
+                                   "WHERE thumb LIKE 's3://%%'").fetchone()
+                assert got == (n, n), got
+                first.append(t_bucket / t_local.wall)
+                cached.append(t_cached / t_local.wall)
+                print(f"  repeat {r + 1}/{args.repeat}: local {n / t_local.wall:.1f} rows/s, bucket "
+                      f"{n / t_bucket:.1f} rows/s ({reqs}), cached {n / t_cached:.1f} rows/s ({again})", flush=True)
+            f, c = statistics.median(first), statistics.median(cached)
+            print(f"W9 bucket first pass / local: {spread(first)} (target <= {TARGET_FIRST}x"
+                  f"{'' if f <= TARGET_FIRST else ', ABOVE TARGET'})")
+            print(f"W9 bucket cached pass / local: {spread(cached)} (target <= {TARGET_CACHED}x"
+                  f"{'' if c <= TARGET_CACHED else ', ABOVE TARGET'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
