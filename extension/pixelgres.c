@@ -38,6 +38,7 @@ static char *storage_config;
 static char *object_cache_dir;
 static int object_cache_mb;
 static int object_concurrency;
+static int object_cache_max_age;
 static char *media_destination;
 
 void _PG_init(void);
@@ -87,6 +88,9 @@ _PG_init(void)
 	DefineCustomIntVariable("pixelgres.object_cache_mb",
 		"Size bound (MB) of the object-store media cache; least recently used entries are evicted.",
 		NULL, &object_cache_mb, 10240, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.object_cache_max_age",
+		"How long (s) a HEAD's answer stands: a cached object checked more recently is read without a request; 0 checks every read.",
+		NULL, &object_cache_max_age, 300, 0, INT_MAX, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pixelgres.object_concurrency",
 		"Object-store downloads or uploads in flight per batch.",
 		NULL, &object_concurrency, 16, 1, 256, PGC_USERSET, 0, NULL, NULL, NULL);

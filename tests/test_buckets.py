@@ -72,14 +72,19 @@ def test_image_from_a_bucket_is_validated_and_read_through_the_cache(db, s3_serv
     db.execute("INSERT INTO ml.images (image) VALUES (%s)", (f"s3://{src}/2024/a.jpg",))
     gets_after_insert = len(requests(s3_server, "GET", "a.jpg"))
     assert gets_after_insert == 1  # the insert's check downloaded it once
+    heads = len(requests(s3_server, "HEAD", "a.jpg"))
     assert db.execute("SELECT pxt.width(image), pxt.height(image) FROM ml.images").fetchone() == (64, 48)
-    # the second read is a cache hit: one HEAD (is it still the same object?), no download
-    assert len(requests(s3_server, "GET", "a.jpg")) == 1
-    assert len(requests(s3_server, "HEAD", "a.jpg")) >= 2
+    # later reads are cache hits: within pixelgres.object_cache_max_age of the last HEAD, no request
+    assert len(requests(s3_server, "GET", "a.jpg")) == 1 and len(requests(s3_server, "HEAD", "a.jpg")) == heads
+    # with max_age 0, each read checks the version with one HEAD, and still downloads nothing
+    db.execute("SET pixelgres.object_cache_max_age = 0")
+    assert db.execute("SELECT pxt.width(image) FROM ml.images").fetchone() == (64,)
+    assert len(requests(s3_server, "GET", "a.jpg")) == 1 and len(requests(s3_server, "HEAD", "a.jpg")) == heads + 1
 
 
 def test_changed_object_is_read_again(db, s3_server, buckets):
     src, _ = buckets
+    db.execute("SET pixelgres.object_cache_max_age = 0")  # every read asks whether it changed
     s3_server.put_object(src, "c.jpg", jpeg(size=(10, 10)))
     assert db.execute("SELECT pxt.width(%s::pxt.image)", (f"s3://{src}/c.jpg",)).fetchone()[0] == 10
     s3_server.put_object(src, "c.jpg", jpeg(size=(20, 10)))
@@ -369,3 +374,73 @@ def test_media_validation_on_read(db, s3_server, buckets, tmp_path, dsn):
         assert t.count() == 1
     finally:
         s.close()
+
+
+def test_a_statements_uploads_run_concurrently_and_finish_before_it_ends(db, dsn, s3_server, buckets):
+    """Four rows' thumbnails are all being uploaded at once (held at the proxy until all four
+    arrived: one PUT at a time would never get there), and the INSERT ends only after them."""
+    import threading
+
+    src, dst = buckets
+    for i in range(4):
+        s3_server.put_object(src, f"c{i}.jpg", jpeg((60 * i, 0, 0), size=(32, 32)))
+    images_table(db)
+    db.execute("SELECT pxt.add_computed_column('ml.images', 'thumb', 'pxt.resize(image, 8, 8)', destination => %s)",
+               (f"s3://{dst}/thumbs/",))
+    s3_server.hold(times=None, method="PUT")
+    done = threading.Event()
+
+    def insert():
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("INSERT INTO ml.images (image) SELECT unnest(%s::text[])",
+                      ([f"s3://{src}/c{i}.jpg" for i in range(4)],))
+        done.set()
+    t = threading.Thread(target=insert)
+    t.start()
+    try:
+        s3_server.wait_for(4, "PUT", "/thumbs/")
+        assert not done.is_set()  # the statement waits for its uploads
+    finally:
+        s3_server.release()
+        t.join(60)
+    assert done.is_set()
+    for (thumb,) in db.execute("SELECT thumb FROM ml.images").fetchall():
+        s3_server.client().head_object(Bucket=dst, Key=thumb.split("/", 3)[3])
+
+
+def test_a_failed_upload_fails_the_statement(db, s3_server, buckets, virtual_clock):
+    src, dst = buckets
+    for i in range(3):
+        s3_server.put_object(src, f"f{i}.jpg", jpeg((0, 60 * i, 0), size=(32, 32)))
+    images_table(db)
+    db.execute("SELECT pxt.add_computed_column('ml.images', 'thumb', 'pxt.resize(image, 8, 8)', destination => %s)",
+               (f"s3://{dst}/thumbs/",))
+    s3_server.fail(503, "SlowDown", times=None, method="PUT")
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as e:
+        db.execute("INSERT INTO ml.images (image) SELECT unnest(%s::text[])", ([f"s3://{src}/f{i}.jpg" for i in range(3)],))
+    msg = str(e.value)
+    assert re.search(rf"uploading s3://{dst}/thumbs/[0-9a-f]{{64}}\.jpg \(column thumb\) failed: .*throttl", msg), msg
+    assert db.execute("SELECT count(*) FROM ml.images").fetchone()[0] == 0  # nothing half-written
+    s3_server.reset()
+    db.execute("INSERT INTO ml.images (image) SELECT unnest(%s::text[])", ([f"s3://{src}/f{i}.jpg" for i in range(3)],))
+    assert db.execute("SELECT count(*) FROM ml.images WHERE thumb LIKE 's3://%%'").fetchone()[0] == 3
+
+
+def test_the_longest_prefix_of_the_storage_config_applies(db, s3_server, buckets, tmp_path):
+    """["s3://"] points nowhere (a closed port); ["s3://<src>/"] at moto: only the longer one works."""
+    src, _ = buckets
+    s3_server.put_object(src, "a.jpg", jpeg())
+    good = write_config(tmp_path / "good.toml", s3_server).read_text().replace('["s3://"]', f'["s3://{src}/"]')
+    cfg = tmp_path / "prefixes.toml"
+    cfg.write_text('["s3://"]\nendpoint = "http://127.0.0.1:1"\nallow_http = true\nretries = 0\n'
+                   'connect_timeout = "1s"\n\n' + good)
+    cfg.chmod(0o644)
+    db.execute("SELECT set_config('pixelgres.storage_config', %s, false)", (str(cfg),))
+    assert db.execute("SELECT pxt.width(%s::pxt.image)", (f"s3://{src}/a.jpg",)).fetchone()[0] == 64
+    db.execute("SELECT set_config('pixelgres.allowed_buckets', %s, false)", (f"s3://{src}/,s3://other-{src}/",))
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"s3://other-{src}/a.jpg"):
+        db.execute("SELECT pxt.width(%s::pxt.image)", (f"s3://other-{src}/a.jpg",))
+    cfg.write_text('["s3://"]\nsecret_access_key = [1, 2]\n')  # a broken file: named, never quoted
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="storage_config") as e:
+        db.execute("SELECT pxt.width(%s::pxt.image)", (f"s3://{src}/a.jpg",))
+    assert "[1, 2]" not in str(e.value)

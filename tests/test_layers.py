@@ -20,7 +20,7 @@ SERVER_LAYERS = [
     ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings"],  # pure SQL generation: no plpy, no database
     ["catalog"],
     ["tabular", "media.objects", "media.cache",  # Parquet/CSV rows, object stores, their local cache: no plpy
-     "media.gucs", "media.buckets", "media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
+     "media.gucs", "media.uploads", "media.buckets", "media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
     ["versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
     ["iterators.views", "versioning.revert", "exports"],

@@ -581,3 +581,24 @@ def test_a_killed_download_leaves_no_visible_file(s3_server, s3_bucket, st, tmp_
     assert open(path, "rb").read() == data and c.stats()["misses"] == 1
     c.evict()
     assert c.stats()["partial"] == 0 and c.stats()["entries"] == 1
+
+
+def test_a_recent_head_answers_for_max_age(s3_server, s3_bucket, st, tmp_path):
+    """A hit within max_age of the last HEAD (by any Cache on the directory) makes no request;
+    after it, one HEAD again. Time is the cache's injected clock, not the wall's."""
+    now = [10**12]
+    s3_server.put_object(s3_bucket, "f/a.bin", blob(5000))
+    uri = f"s3://{s3_bucket}/f/a.bin"
+    c = mcache.Cache(str(tmp_path / "cache"), 10 * MB, now_ns=lambda: now[0])
+    p = mcache.get_object(c, uri, MB, st, max_age_ns=60 * 10**9)
+    other = mcache.Cache(str(tmp_path / "cache"), 10 * MB, now_ns=lambda: now[0])  # another backend
+    now[0] += 59 * 10**9
+    assert mcache.get_object(other, uri, MB, st, max_age_ns=60 * 10**9) == p
+    assert (s3_server.count("HEAD"), s3_server.count("GET")) == (1, 1)
+    now[0] += 2 * 10**9
+    assert mcache.get_object(other, uri, MB, st, max_age_ns=60 * 10**9) == p
+    assert (s3_server.count("HEAD"), s3_server.count("GET")) == (2, 1)
+    s3_server.put_object(s3_bucket, "f/a.bin", blob(5000, 1))  # changed: seen once max_age has passed
+    now[0] += 61 * 10**9
+    assert open(mcache.get_object(other, uri, MB, st, max_age_ns=60 * 10**9), "rb").read() == blob(5000, 1)
+    assert mcache.get_object(c, uri, MB, st, max_age_ns=0) != p  # 0: always ask

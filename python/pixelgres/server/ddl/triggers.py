@@ -87,6 +87,12 @@ def regenerate(oid: int) -> None:
         _execute(stmt)
     if not row and _exists(gen.row_function(t.vkey)):
         _execute(gen.drop_function(gen.row_function(t.vkey)))  # and its trigger
+    uploads = gen.upload_triggers(t)
+    if not uploads and one("SELECT count(*) > 0 AS e FROM pg_trigger WHERE tgrelid = $1 AND tgname = ANY($2)",
+                           oid, list(gen.UPLOAD_TRIGGERS), types=["oid", "name[]"])["e"]:
+        uploads = gen.drop_upload_triggers(t)
+    for stmt in uploads:
+        _execute(stmt)
     for stmt in history.trigger_sql(oid, t.late_errors()):
         plpy.execute(stmt)
     batch = gen.statement_trigger(t)

@@ -18,9 +18,10 @@
   cannot show in ``SHOW ALL``, ``pg_settings``, logs or ``pg_stat_activity``.
 * Objects are read through the local cache (``media.cache``) under
   ``pixelgres.object_cache_dir`` (default ``<media_dir>/_objects``), at most
-  ``pixelgres.object_cache_mb``. Content-addressed keys (``<sha256>.<ext>``, what
-  destinations write) are immutable: a cache hit costs no request, and a miss checks the
-  downloaded bytes against the name.
+  ``pixelgres.object_cache_mb``. A hit checks the object's version with a HEAD unless one
+  did in the last ``pixelgres.object_cache_max_age`` seconds. Content-addressed keys
+  (``<sha256>.<ext>``, what destinations write) are immutable: a hit costs no request, and a
+  miss checks the downloaded bytes against the name.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import shutil
 import tomllib
 
 from ..core.errors import MediaError
-from . import cache, objects
+from . import cache, objects, uploads
 from .gucs import media_dir, setting, setting_list
 
 MiB = 1024 * 1024
@@ -125,7 +126,9 @@ def _settings_of(prefix: str, table: dict) -> objects.Settings:
                 raise MediaError(f"pixelgres.storage_config: {prefix!r}.{k} must be a {_FIELDS[k].__name__}")
             fields[k] = v
         elif k in _CREDENTIALS:
-            creds[k] = str(v)
+            if not isinstance(v, str):
+                raise MediaError(f"pixelgres.storage_config: {prefix!r}.{k} must be a string")
+            creds[k] = v
         elif isinstance(v, (str, int, float, bool)):
             config[k] = str(v)
         else:
@@ -178,7 +181,11 @@ def _content_hash(u: objects.ObjectURI) -> str | None:
     return m.group(1) if m else None
 
 
-def _get(c: cache.Cache, u: objects.ObjectURI, limit: int, settings) -> str:
+def max_age_ns() -> int:
+    return int(setting("pixelgres.object_cache_max_age")) * 1_000_000_000
+
+
+def _get(c: cache.Cache, u: objects.ObjectURI, limit: int, settings, max_age: int) -> str:
     """Object I/O only (no plpy): safe on a pool thread."""
     digest = _content_hash(u)
     if digest is not None:
@@ -187,7 +194,7 @@ def _get(c: cache.Cache, u: objects.ObjectURI, limit: int, settings) -> str:
                          "sha256:" + digest)
         except _NotContent:
             pass  # named like a hash but holding other bytes: an ordinary object
-    return cache.get_object(c, str(u), limit, settings)
+    return cache.get_object(c, str(u), limit, settings, max_age)
 
 
 class _NotContent(Exception):
@@ -208,7 +215,7 @@ def local_path(uri: str) -> str:
     """A local file holding the object ``uri`` names (through the cache)."""
     u = check(uri)
     try:
-        return _get(the_cache(), u, max_bytes(), _Resolved([u]))
+        return _get(the_cache(), u, max_bytes(), _Resolved([u]), max_age_ns())
     except objects.ObjectStoreError as e:
         raise _error(e) from None
 
@@ -224,11 +231,11 @@ def prefetch(uris) -> list[tuple[str, str | None]]:
             out[uri] = None
         except MediaError as e:
             out[uri] = str(e)
-    settings, c, limit = _Resolved([u for _, u in todo]), the_cache(), max_bytes()
+    settings, c, limit, age = _Resolved([u for _, u in todo]), the_cache(), max_bytes(), max_age_ns()
 
     def one(item):
         try:
-            _get(c, item[1], limit, settings)
+            _get(c, item[1], limit, settings, age)
             return None
         except objects.ObjectStoreError as e:
             return str(e)
@@ -253,21 +260,27 @@ def destination(prefix: str) -> str:
     return p
 
 
-def upload(path: str, uri: str) -> str:
+def upload(path: str, uri: str, label: str = "") -> str:
     """Put the local file ``path`` at ``uri`` unless it is there already (content-addressed
     names: same name, same bytes), and seed the cache with it, so reading it back costs no
-    download. The object is complete or absent: one conditional PUT, no multipart."""
+    download. The object is complete or absent: one conditional PUT, no multipart. Inside a
+    statement with destinations the PUT runs concurrently (``media.uploads``)."""
     u = check(uri)
     c, digest = the_cache(), _content_hash(u)
     if digest is not None and c.has(str(u), "sha256:" + digest):
         return str(u)  # this server put it there, or read it back whole, before
-    try:
-        objects.put(str(u), pathlib.Path(path), _Resolved([u]))
-    except objects.ObjectStoreError as e:
-        raise _error(e) from None
-    if digest is not None:
-        c.get(str(u), lambda tmp: _link(path, tmp), max(max_bytes(), os.path.getsize(path)),
-                        "sha256:" + digest)
+    settings, limit = _Resolved([u]), max(max_bytes(), os.path.getsize(path))
+
+    def put():
+        try:
+            objects.put(str(u), pathlib.Path(path), settings)
+        except objects.ObjectStoreError as e:
+            raise _error(e) from None
+        if digest is not None:
+            c.get(str(u), lambda tmp: _link(path, tmp), limit, "sha256:" + digest)
+    name = f"{objects.display(str(u))}" + (f" ({label})" if label else "")
+    if uploads.submit(put, name, int(setting("pixelgres.object_concurrency"))) is None:
+        put()
     return str(u)
 
 

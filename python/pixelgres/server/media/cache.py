@@ -8,6 +8,7 @@ changes. Under ``root``::
     <aa>/<key>                    entries (aa: the key's first two hex digits)
     .locks/<key>.lock             flock per entry: exclusive while downloading, shared while serving
     .tmp/<key>.<pid>.<rand>       downloads in progress, renamed into place only when complete
+    .verified/<sha256(uri)>       the version a HEAD last found (content), and when (mtime)
     .evict.lock                   one evictor at a time
 
 Concurrent backends: the exclusive entry lock makes the second one wait for the first one's
@@ -18,6 +19,10 @@ skips entries whose lock is held, re-stats before deleting and spares an entry t
 the scan. A caller opens the returned path at once (``open``): on Linux an open file survives
 its eviction. flock locks belong to an open file, so threads of one backend exclude each other
 too. No plpy: the server passes the directory and the limit in.
+
+Freshness: a hit normally costs one HEAD (is the object still that version?). A caller that
+accepts an answer up to ``max_age_ns`` old (``get_object``'s ``max_age_ns``) is served from
+``.verified`` without a request while that HEAD is recent enough -- by any backend.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ class Cache:
         self.root = os.path.abspath(root)
         self.limit_bytes = int(limit_bytes)
         self.now_ns = now_ns  # access times; tests pass a counter to order them without clocks
-        for d in (self.root, self._locks, self._tmp):
+        for d in (self.root, self._locks, self._tmp, self._verified):
             os.makedirs(d, exist_ok=True)
         self._mutex = threading.Lock()
         self.hits = self.misses = self.evicted_bytes = 0
@@ -54,6 +59,41 @@ class Cache:
     @property
     def _tmp(self) -> str:
         return os.path.join(self.root, ".tmp")
+
+    @property
+    def _verified(self) -> str:
+        return os.path.join(self.root, ".verified")
+
+    def _verified_path(self, uri: str) -> str:
+        return os.path.join(self._verified, hashlib.sha256(uri.encode()).hexdigest())
+
+    def verified(self, uri: str, version: str) -> None:
+        """Record that ``uri`` was seen at ``version`` now (after a HEAD)."""
+        final = self._verified_path(uri)
+        tmp = f"{final}.{os.getpid()}.{secrets.token_hex(4)}"
+        with open(tmp, "w") as f:
+            f.write(version)
+        now = self.now_ns()
+        os.utime(tmp, ns=(now, now))
+        os.replace(tmp, final)
+
+    def fresh(self, uri: str, max_bytes: int, max_age_ns: int) -> str | None:
+        """The cached path of ``uri`` if a HEAD found its version at most ``max_age_ns`` ago."""
+        if max_age_ns <= 0:
+            return None
+        try:
+            idx = self._verified_path(uri)
+            if self.now_ns() - os.stat(idx).st_mtime_ns > max_age_ns:
+                return None
+            with open(idx) as f:
+                version = f.read()
+        except FileNotFoundError:
+            return None
+        key = self.key(uri, version)
+        with self._locked(key, fcntl.LOCK_SH):
+            if self._touch(self.path(key), uri, max_bytes):
+                return self._count("hits", self.path(key))
+        return None
 
     @staticmethod
     def key(uri: str, version: str) -> str:
@@ -271,24 +311,31 @@ def _scandir(path: str) -> list:
 
 
 # --- objects through the cache --------------------------------------------------------------------
-def get_object(cache: Cache, uri: str, max_bytes: int, settings: objects.SettingsArg = None) -> str:
+def get_object(cache: Cache, uri: str, max_bytes: int, settings: objects.SettingsArg = None,
+               max_age_ns: int = 0) -> str:
     """The local path of an object-store URI, read through ``cache``: one HEAD (the version),
-    and a download pinned to that version only on a miss."""
+    and a download pinned to that version only on a miss; no request at all if a HEAD at most
+    ``max_age_ns`` ago found the version cached."""
+    path = cache.fresh(uri, max_bytes, max_age_ns)
+    if path is not None:
+        return path
     info = objects.head(uri, settings)
     if info.size > max_bytes:
         raise objects.too_large(uri, info.size, max_bytes)
-    return cache.get(uri, lambda tmp: objects.download(uri, tmp, max_bytes, settings, info=info),
+    path = cache.get(uri, lambda tmp: objects.download(uri, tmp, max_bytes, settings, info=info),
                      max_bytes, info.version)
+    cache.verified(uri, info.version)
+    return path
 
 
 def get_objects(cache: Cache, uris, max_bytes: int, concurrency: int = 8,
-                settings: objects.SettingsArg = None) -> dict:
+                settings: objects.SettingsArg = None, max_age_ns: int = 0) -> dict:
     """``get_object`` for a batch, at most ``concurrency`` at once: {uri: path or ObjectStoreError}."""
     unique = list(dict.fromkeys(uris))
 
     def one(uri):
         try:
-            return get_object(cache, uri, max_bytes, settings)
+            return get_object(cache, uri, max_bytes, settings, max_age_ns)
         except objects.ObjectStoreError as e:
             return e
     return dict(zip(unique, objects.run_bounded(one, unique, concurrency)))

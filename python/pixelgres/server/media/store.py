@@ -94,13 +94,13 @@ def store_media(data: bytes, ext: str) -> str:
     return store_bytes(data, ext)
 
 
-def to_destination(value: str, destination: str) -> str:
+def to_destination(value: str, destination: str, label: str = "") -> str:
     """pxt._to_destination: a computed media value in the store, put in its column's bucket
     destination under the same content-addressed name; other values pass unchanged."""
     if not value.startswith("media://"):
         return value
     path = store_path(value)
-    return buckets.upload(path, buckets.destination(destination) + value[len("media://"):])
+    return buckets.upload(path, buckets.destination(destination) + value[len("media://"):], label)
 
 
 def write_atomic(final: str, data: bytes) -> None:

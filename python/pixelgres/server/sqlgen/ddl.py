@@ -346,7 +346,8 @@ class ColumnDef:
         """The SQL of the value stored: the expression, put in the column's destination if it has one."""
         if self.destination is None:
             return self.sql
-        return SQL("pxt._to_destination(({})::text, {})").format(self.sql, Literal(self.destination))
+        return SQL("pxt._to_destination(({})::text, {}, {})").format(
+            self.sql, Literal(self.destination), Literal(f"column {self.name}"))
 
 
 @dataclass(frozen=True)
@@ -524,6 +525,24 @@ def row_trigger_body(t: TriggerTable) -> Composed:
         upd.append(SQL("    IF {changed} THEN\n      pxt_row._pxt_errors := pxt_row._pxt_errors - {key};\n"
                        "{body}    END IF;\n").format(changed=changed, key=key, body=body))
     return _ROW_BODY.format(ins=Composed(ins), upd=Composed(upd))
+
+
+UPLOAD_TRIGGERS = ("pxt_uploads_begin", "pxt_uploads_end")
+
+
+def upload_triggers(t: TriggerTable) -> list[Composed]:
+    """The statement triggers that make a statement's uploads to destinations concurrent and
+    finished before it ends (media.uploads), if a computed column has a destination; else
+    none (and drop_upload_triggers if they exist)."""
+    if not any(c.destination for c in t.computed):
+        return []
+    return [SQL("CREATE OR REPLACE TRIGGER {} {} INSERT OR UPDATE ON {} FOR EACH STATEMENT "
+                "EXECUTE FUNCTION pxt._media_uploads()").format(Identifier(name), when, t.table)
+            for name, when in zip(UPLOAD_TRIGGERS, (SQL("BEFORE"), SQL("AFTER")))]
+
+
+def drop_upload_triggers(t: TriggerTable) -> list[Composed]:
+    return [SQL("DROP TRIGGER IF EXISTS {} ON {}").format(Identifier(name), t.table) for name in UPLOAD_TRIGGERS]
 
 
 def row_trigger(t: TriggerTable) -> list[Composed]:
