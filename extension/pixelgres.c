@@ -40,6 +40,9 @@ static int object_cache_mb;
 static int object_concurrency;
 static int object_cache_max_age;
 static char *media_destination;
+static char *model_dir;
+static int max_loaded_models;
+static int model_threads;
 
 void _PG_init(void);
 
@@ -97,6 +100,15 @@ _PG_init(void)
 	DefineCustomStringVariable("pixelgres.media_destination",
 		"Default object-store prefix for media that new computed columns produce; empty means the local store.",
 		NULL, &media_destination, "", PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.model_dir",
+		"Directory of local model weights (one directory per model, or the Hugging Face cache layout); nothing is downloaded.",
+		NULL, &model_dir, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.max_loaded_models",
+		"Local models one backend keeps loaded; the least recently used is unloaded first.",
+		NULL, &max_loaded_models, 2, 1, 64, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.model_threads",
+		"torch threads of one backend running a local model (the cores are shared with every other backend).",
+		NULL, &model_threads, 2, 1, 256, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pixelgres.openai_base_url",
 		"Base URL of the OpenAI-compatible API; empty means OPENAI_BASE_URL or api.openai.com.",
 		NULL, &openai_base_url, "", PGC_USERSET, 0, NULL, NULL, NULL);

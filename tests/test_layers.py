@@ -24,7 +24,7 @@ SERVER_LAYERS = [
     ["versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
     ["iterators.views", "versioning.revert", "exports"],
-    ["ai.ratelimit", "ai.openai_client", "ai.openai_fns", "ai.embedding_models", "ai.embedding_index"],
+    ["ai.ratelimit", "ai.openai_client", "ai.openai_fns", "ai.embedding_models", "ai.local_models", "ai.hf_tasks", "ai.clip", "ai.local_tasks", "ai.embedding_index"],
     [""],  # pixelgres.server itself: the entry point SQL bodies call
 ]
 

@@ -1,4 +1,4 @@
-"""``pixelgres up | down | status | psql | demo``: the embedded default cluster.
+"""``pixelgres up | down | status | psql | demo | worker | models | allow-host``: the embedded default cluster.
 
 State lives under $PIXELGRES_HOME (default ~/.local/share/pixelgres). ``up`` creates and
 starts the cluster, creates database ``pixelgres`` with the extension and prints its DSN.
@@ -14,7 +14,22 @@ from .cluster import embedded_cluster
 
 def cmd_up(args) -> int:
     c = embedded_cluster().start()
-    print(c.ensure_database())
+    dsn = c.ensure_database()
+    print(dsn)
+    base = os.environ.get("OPENAI_BASE_URL")
+    if base:  # a local OpenAI-compatible server (vLLM, Ollama, llama.cpp...): its owner may reach it
+        import urllib.parse
+
+        import psycopg
+
+        from .hosts import allow_host
+
+        host = urllib.parse.urlparse(base).hostname
+        if host:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                role, hosts = allow_host(conn, host)
+            print(f"allowed {host} (OPENAI_BASE_URL) for role {role}: pixelgres.allowed_url_hosts = {hosts}",
+                  file=sys.stderr)
     return 0
 
 
@@ -71,6 +86,31 @@ def cmd_worker(args) -> int:
                 time.sleep(args.interval)
 
 
+def cmd_allow_host(args) -> int:
+    import psycopg
+
+    from .hosts import allow_host
+
+    dsn = args.dsn or os.environ.get("PIXELGRES_DSN") or embedded_cluster().start().ensure_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        role, hosts = allow_host(conn, args.host, args.role)
+    print(f"role {role}: pixelgres.allowed_url_hosts = {hosts}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    import psycopg
+
+    from . import models_cli
+
+    def connect():
+        if args.dsn or os.environ.get("PIXELGRES_DSN"):
+            return psycopg.connect(args.dsn or os.environ["PIXELGRES_DSN"], autocommit=True), None
+        c = embedded_cluster().start()
+        return psycopg.connect(c.ensure_database(), autocommit=True), c.home
+    return models_cli.main(args, connect)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pixelgres", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -88,6 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--interval", type=float, default=1.0, help="seconds to wait when nothing is pending")
     w.add_argument("--once", action="store_true", help="one sweep, then exit")
     w.set_defaults(f=cmd_worker)
+    h = sub.add_parser("allow-host", help="let one role's sessions reach a private or loopback host "
+                                          "(a local OpenAI-compatible server)")
+    h.add_argument("host", help="host name, address or CIDR")
+    h.add_argument("--role", help="the role (default: the one connecting, e.g. the embedded cluster's owner)")
+    h.add_argument("--dsn", help="server (default: $PIXELGRES_DSN, else the embedded cluster)")
+    h.set_defaults(f=cmd_allow_host)
+    m = sub.add_parser("models", help="install or list local model weights (pixelgres.model_dir)")
+    m.add_argument("--dsn", help="server to install for (default: $PIXELGRES_DSN, else the embedded cluster)")
+    msub = m.add_subparsers(dest="action", required=True)
+    a = msub.add_parser("add", help="copy a model directory (save_pretrained layout) into pixelgres.model_dir")
+    a.add_argument("name")
+    a.add_argument("path")
+    a.add_argument("--replace", action="store_true")
+    msub.add_parser("list", help="models in pixelgres.model_dir")
+    m.set_defaults(f=cmd_models)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["psql"]:  # everything after "psql" is psql's
         return cmd_psql(argparse.Namespace(rest=argv[1:]))

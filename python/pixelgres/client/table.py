@@ -338,6 +338,8 @@ class Table:
                             "embedding function such as embeddings.using(model=...) or "
                             "sentence_transformer.using(model='all-MiniLM-L6-v2')")
         kw = {"embedding": fn.partial_sql(), "metric": metric}
+        if fn.query_partial_sql():
+            kw["query_embedding"] = fn.query_partial_sql()
         if idx_name:
             kw["name"] = idx_name
         if if_exists != "error":

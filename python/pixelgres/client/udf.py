@@ -38,8 +38,10 @@ class SqlFunction:
     """An existing SQL function (default schema pxt): calling it builds an expression;
     ``.using(**options)`` binds named arguments (as ``add_embedding_index`` takes them)."""
 
-    def __init__(self, name: str, col_type=None, *, schema: str = "pxt", doc: str = "", aliases=None):
+    def __init__(self, name: str, col_type=None, *, schema: str = "pxt", doc: str = "", aliases=None,
+                 query_function: str | None = None):
         self.name, self.col_type, self.schema, self.aliases = name, col_type, schema, aliases or {}
+        self.query_function = query_function  # embeds queries into the same space (CLIP: text)
         self.bound: dict = {}
         self.__doc__ = doc
 
@@ -50,13 +52,18 @@ class SqlFunction:
         return FuncCall(self.name, args, self._kw(kwargs), col_type=self.col_type, schema=self.schema)
 
     def using(self, **kwargs) -> "SqlFunction":
-        f = SqlFunction(self.name, self.col_type, schema=self.schema, doc=self.__doc__, aliases=self.aliases)
+        f = SqlFunction(self.name, self.col_type, schema=self.schema, doc=self.__doc__, aliases=self.aliases,
+                        query_function=self.query_function)
         f.bound = self._kw(kwargs)
         return f
 
-    def partial_sql(self) -> str:
+    def partial_sql(self, name: str | None = None) -> str:
         """``"pxt"."fn"(opt => value, ...)``: the function with its bound options, no input."""
-        return to_sql(func(self.name, [], {k: literal(v) for k, v in self.bound.items()}, schema=self.schema))
+        return to_sql(func(name or self.name, [], {k: literal(v) for k, v in self.bound.items()}, schema=self.schema))
+
+    def query_partial_sql(self) -> str | None:
+        """The query function with the same options, for a two-tower model (CLIP), else None."""
+        return self.partial_sql(self.query_function) if self.query_function else None
 
     def __repr__(self) -> str:
         return f"<pxt function {self.schema}.{self.name}{' ' + str(self.bound) if self.bound else ''}>"

@@ -136,8 +136,12 @@ def _probe(call: gen.Call, in_type: str, value, what: str) -> tuple[str, int]:
         plan = plpy.prepare(gen.probe(call, in_type).as_string(), ["text"])
         row = plpy.execute(plan, [value])[0]
     except plpy.SPIError as e:
+        # the hint only where the call itself is wrong (no such function / signature), not for
+        # an error the function raised (a model not installed, a host not allowed...)
+        wrong_call = getattr(e, "sqlstate", None) in ("42883", "42725", "42601", "42804")
         _fail(f"{what} cannot be evaluated: {_msg(e)}",
-                   hint="give the function call without its input (the column is inserted as the first argument)")
+              hint="give the function call without its input (the column is inserted as the first argument)"
+              if wrong_call else None)
     if row["t"] not in ("vector", "halfvec"):
         _fail(f"{what} returns {row['t']}, not a vector", hint="an embedding function returns vector or halfvec")
     if row["v"] is None:
@@ -312,15 +316,26 @@ _CACHE: "collections.OrderedDict" = collections.OrderedDict()
 CACHE_SIZE = 256
 
 
+MEDIA_PREFIXES = ("/", "file://", "media://", "http://", "https://", "pxt-frame:",
+                  "s3://", "gs://", "az://", "abfs://", "abfss://", "r2://")
+
+
+def _is_media_reference(query: str) -> bool:
+    return isinstance(query, str) and query.startswith(MEDIA_PREFIXES)
+
+
 def query_vector(ix: dict, query: str) -> str:
     """The query's embedding with the index's function (the query form when there is one);
     cached per backend (media references: per statement), so a plan that calls pxt.embed per
     row still embeds once."""
     if query is None:
         _fail("the query must not be NULL")
-    call, in_type = (ix["query_embedding"], "text") if ix["query_embedding"] else (ix["embedding"], ix["source_type"])
+    # a media column's index with a text query function (CLIP): a query that is a media
+    # reference is embedded like the column's values (image -> similar images), text by the other
+    by_text = ix["query_embedding"] and not (ix["source_kind"] not in TEXT_TYPES and _is_media_reference(query))
+    call, in_type = (ix["query_embedding"], "text") if by_text else (ix["embedding"], ix["source_type"])
     key = (ix["relid"], ix["name"], call, query)
-    if not ix["query_embedding"] and ix["source_kind"] not in TEXT_TYPES:
+    if not by_text and ix["source_kind"] not in TEXT_TYPES:
         key += (_stamp(),)  # a media reference: the file behind it may change between statements
     hit = _CACHE.get(key)
     if hit is not None:

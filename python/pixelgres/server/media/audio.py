@@ -92,6 +92,31 @@ def _samples(uri: str, path: str):
     return rate, layout, gen()
 
 
+def mono(uri: str, rate: int = 16000):
+    """The first audio stream (of an audio or a video file) as one float32 array in [-1, 1],
+    mono, at ``rate`` Hz: what speech models take. Within pixelgres.max_media_seconds."""
+    path = local_path(uri)
+    try:
+        c = av.open(path)
+    except Exception as e:
+        raise MediaError(f"not a decodable audio file: {uri!r} ({type(e).__name__}: {e})")
+    with c:
+        if not c.streams.audio:
+            raise MediaError(f"{uri!r} has no audio stream")
+        check_limits(uri, path, c.duration / 1_000_000 if c.duration else None)
+        res = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        parts = []
+        try:
+            for frame in c.decode(c.streams.audio[0]):
+                parts.extend(f.to_ndarray().reshape(-1) for f in res.resample(frame))
+            parts.extend(f.to_ndarray().reshape(-1) for f in res.resample(None))
+        except av.error.FFmpegError as e:
+            raise MediaError(f"audio {uri!r} does not decode: {type(e).__name__}: {e}")
+    if not parts:
+        raise MediaError(f"audio {uri!r} has no samples")
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
 def check_args(duration, overlap, min_duration, fmt) -> str:
     if duration is None or not duration > 0:
         raise ValueError(f"duration must be > 0 seconds, not {duration}")
