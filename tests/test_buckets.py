@@ -444,3 +444,42 @@ def test_the_longest_prefix_of_the_storage_config_applies(db, s3_server, buckets
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="storage_config") as e:
         db.execute("SELECT pxt.width(%s::pxt.image)", (f"s3://{src}/a.jpg",))
     assert "[1, 2]" not in str(e.value)
+
+
+def test_audio_and_documents_from_a_bucket(db, s3_server, buckets, tmp_path):
+    """Audio and documents are checked on insert and read through the cache like images."""
+    import av
+    import numpy as np
+    import pypdf
+
+    from pixelgres.testing.media import MARKDOWN
+
+    src, _ = buckets
+    wav = tmp_path / "tone.wav"
+    with av.open(str(wav), "w") as out:
+        st = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray((np.sin(np.arange(24000) / 5) * 8000).astype(np.int16).reshape(1, -1),
+                                           format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for p in [*st.encode(frame), *st.encode(None)]:
+            out.mux(p)
+    w = pypdf.PdfWriter()
+    for _ in range(2):
+        w.add_blank_page(width=200, height=200)
+    pdf = io.BytesIO()
+    w.write(pdf)
+    s3_server.put_object(src, "a/tone.wav", wav.read_bytes())
+    s3_server.put_object(src, "d/two.pdf", pdf.getvalue())
+    s3_server.put_object(src, "d/notes.md", MARKDOWN.encode())
+    s3_server.put_object(src, "d/fake.pdf", b"%PDF-1.4\nnot really")
+    db.execute("SELECT pxt.create_table('ml.media', '{\"audio\": \"audio\", \"doc\": \"document\"}')")
+    db.execute("INSERT INTO ml.media (audio, doc) VALUES (%s, %s), (NULL, %s)",
+               (f"s3://{src}/a/tone.wav", f"s3://{src}/d/two.pdf", f"s3://{src}/d/notes.md"))
+    segs = db.execute("SELECT count(*), max(end_time_sec) FROM ml.media, pxt.audio_splitter(audio, 1.0)").fetchone()
+    assert segs == (3, 3.0)
+    chunks = db.execute("SELECT count(*) FROM ml.media, pxt.document_splitter(doc, 'heading') "
+                        "WHERE doc LIKE '%%.md'").fetchone()[0]
+    assert chunks >= 2
+    assert len(requests(s3_server, "GET", "tone.wav")) == 1 and len(requests(s3_server, "GET", "notes.md")) == 1
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"column doc of ml.media.*not a readable PDF"):
+        db.execute("INSERT INTO ml.media (doc) VALUES (%s)", (f"s3://{src}/d/fake.pdf",))

@@ -6,10 +6,13 @@ import os
 from pathlib import Path
 
 
-def tiny_clip(path: Path, seed: int = 0, projection_dim: int = 16, image_size: int = 32) -> Path:
+def tiny_clip(path: Path, seed: int = 0, projection_dim: int = 16, image_size: int = 32,
+              full_size: bool = False) -> Path:
     """A 2-layer CLIP (text and vision) saved as ``save_pretrained`` writes a model: config,
     safetensors weights, a byte-level BPE tokenizer (every byte a token, no merges) and the
-    image processor. Different seeds give different weights."""
+    image processor. Different seeds give different weights. ``full_size``: the ViT-B/32
+    architecture instead (12 + 12 layers, 224 px, 512 dimensions; about 600 MB), random weights
+    that cost what the real model's do, for benchmarks."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
@@ -27,6 +30,9 @@ def tiny_clip(path: Path, seed: int = 0, projection_dim: int = 16, image_size: i
                 eos_token_id=vocab[eos], pad_token_id=vocab[eos])
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                   image_size=image_size, patch_size=8)
+    if full_size:  # CLIPConfig's defaults are ViT-B/32's
+        text = {k: text[k] for k in ("vocab_size", "bos_token_id", "eos_token_id", "pad_token_id")}
+        vision, image_size, projection_dim = {}, 224, 512
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)).save_pretrained(path)
     CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
                                                      crop_size={"height": image_size, "width": image_size}),

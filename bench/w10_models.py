@@ -1,0 +1,133 @@
+"""W10: CLIP image embeddings through a computed column vs a plain batched script with the same
+model, and cross-modal top-10 queries vs raw pgvector SQL plus the model's own time.
+
+No CLIP weights ship on PyPI and this machine reaches nothing else, so the model is the ViT-B/32
+architecture with random weights (pixelgres.testing.models.tiny_clip(full_size=True)): it costs
+what the real model costs, which is what the ratios compare. Both sides use the same directory,
+transformers, torch CPU and the same number of torch threads (pixelgres.model_threads), and both
+load the model before timing. Each of --repeat rounds embeds its own N W1 photos:
+
+  (a) plain: PIL open (draft-decoded to about the model's input size, as the server does),
+      CLIPProcessor, get_image_features, normalise, in chunks of 64;
+  (b) pixelgres: one INSERT of the N paths into a table with an embedding index on the image
+      column (pxt.clip_image; queries by pxt.clip_text) -- the index's column is computed, batched;
+  (c) queries: Q texts through pxt.search(..., k => 10) vs the text embedded by the plain model
+      here plus the same top-10 in raw pgvector SQL (ORDER BY emb <=> $1 LIMIT 10).
+
+    .venv/bin/python bench/w10_models.py [--n 200] [--repeat 3] [--queries 20] [--keep]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from _cluster import bench_dir, cluster, connect, readable_dir, timed_backend
+from _media import write_photos
+
+from pixelgres.testing.models import tiny_clip
+
+THREADS = 2
+TARGET = 1.1
+
+
+def plain_embed(model, processor, paths) -> float:
+    import torch
+    from PIL import Image
+
+    side = model.config.vision_config.image_size
+    t = time.perf_counter()
+    for c in range(0, len(paths), 64):
+        ims = []
+        for p in paths[c:c + 64]:
+            im = Image.open(p)
+            im.draft(None, (side, side))
+            ims.append(im.convert("RGB"))
+        with torch.inference_mode():
+            f = model.get_image_features(pixel_values=processor(images=ims, return_tensors="pt")["pixel_values"])
+            torch.nn.functional.normalize(getattr(f, "pooler_output", f), dim=-1).numpy()
+    return time.perf_counter() - t
+
+
+def plain_text(model, processor, text: str):
+    import torch
+
+    with torch.inference_mode():
+        t = processor.tokenizer([text], padding=True, truncation=True, max_length=77, return_tensors="pt")
+        f = model.get_text_features(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+        return torch.nn.functional.normalize(getattr(f, "pooler_output", f), dim=-1)[0].tolist()
+
+
+def spread(xs) -> str:
+    return f"median {statistics.median(xs):.2f}x (min {min(xs):.2f}x, max {max(xs):.2f}x)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--queries", type=int, default=20)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    torch.set_num_threads(THREADS)
+    with bench_dir("w10", args.keep) as base:
+        files = readable_dir(base / "files")
+        models = readable_dir(base / "models")
+        t = time.perf_counter()
+        path = tiny_clip(models / "clip-b32", full_size=True)
+        print(f"built a random-weight ViT-B/32 CLIP in {time.perf_counter() - t:.1f}s")
+        model = CLIPModel.from_pretrained(path, local_files_only=True).eval()
+        processor = CLIPProcessor.from_pretrained(path, local_files_only=True)
+        settings = {"pixelgres.model_dir": f"'{models}'", "pixelgres.model_threads": str(THREADS)}
+        from _cluster import FAST
+
+        with cluster(base, files, args.keep, {**FAST, **settings}) as dsn, connect(dsn) as conn:
+            t = timed_backend(conn, "SELECT pxt.clip_text('warm up', 'clip-b32')").wall
+            print(f"backend warm-up (server Python, torch, model load): {t:.2f}s")
+            warm = write_photos(readable_dir(files / "warm"), 1, seed=10**6)
+            plain_embed(model, processor, [str(warm[0])])  # the plain side warms up too
+            plain_text(model, processor, "warm up")
+            ratios, q_ratios = [], []
+            for r in range(args.repeat):
+                paths = write_photos(readable_dir(files / f"set{r}"), args.n, seed=r * args.n)
+                t_plain = plain_embed(model, processor, [str(p) for p in paths])
+                tbl = f"w10.photos{r}"
+                conn.execute("SELECT pxt.create_table(%s, '{\"image\": \"image\"}')", (tbl,))
+                conn.execute("SELECT pxt.add_embedding_index(%s, 'image', name => 'clip', "
+                             "embedding => 'pxt.clip_image(model => ''clip-b32'')', "
+                             "query_embedding => 'pxt.clip_text(model => ''clip-b32'')')", (tbl,))
+                t_pxt = timed_backend(conn, f"INSERT INTO {tbl} (image) SELECT unnest(%s::text[])",
+                                      ([str(p) for p in paths],)).wall
+                assert conn.execute(f"SELECT count(clip) FROM {tbl}").fetchone()[0] == args.n
+                ratios.append(t_pxt / t_plain)
+                q_pxt, q_raw = [], []
+                for q in range(args.queries):
+                    text = f"a photo of thing {r}-{q}"  # new each time: no query cache
+                    t0 = time.perf_counter()
+                    got = [x[0] for x in conn.execute(
+                        "SELECT rowid FROM pxt.search(%s, 'image', %s, k => 10)", (tbl, text)).fetchall()]
+                    q_pxt.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    v = plain_text(model, processor, text)
+                    raw = [x[0] for x in conn.execute(
+                        f"SELECT _pxt_rowid FROM {tbl} ORDER BY clip <=> %s::vector LIMIT 10", (str(v),)).fetchall()]
+                    q_raw.append(time.perf_counter() - t0)
+                    assert len(got) == len(raw) == 10
+                q_ratios.append(statistics.median(q_pxt) / statistics.median(q_raw))
+                print(f"  repeat {r + 1}/{args.repeat}: embed {args.n / t_pxt:.1f} vs plain {args.n / t_plain:.1f} "
+                      f"images/s; query {statistics.median(q_pxt) * 1000:.1f} ms vs raw pgvector + model "
+                      f"{statistics.median(q_raw) * 1000:.1f} ms", flush=True)
+            m, q = statistics.median(ratios), statistics.median(q_ratios)
+            print(f"W10 CLIP image embedding, computed column / plain batched script: {spread(ratios)} "
+                  f"(target <= {TARGET}x{'' if m <= TARGET else ', ABOVE TARGET'})")
+            print(f"W10 cross-modal top-10 query / raw pgvector + model: {spread(q_ratios)} "
+                  f"(target <= {TARGET}x{'' if q <= TARGET else ', ABOVE TARGET'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
