@@ -219,3 +219,34 @@ def test_python_clip_index_and_similarity(dsn, clip_db, model_root, files):
         assert t.select(t.i).order_by(sim, asc=False).limit(1).collect()[0]["i"] == 4
     finally:
         s.close()
+
+
+def test_a_missing_model_fails_when_the_column_is_added(clip_db):
+    """Not per row: the column is refused at add_computed_column time, even on an empty table."""
+    clip_db.execute("SELECT pxt.create_table('ml.pics', '{\"image\": \"image\", \"m\": \"string\"}')")
+    for expr, why in (("pxt.clip_image(image, 'nope')", "model 'nope' is not installed"),
+                      ("pxt.clip_image(image, model => 'o''brien')", "invalid model name \"o'brien\""),
+                      ("pxt.detect(image)", "model 'yolos-tiny' is not installed"),  # the default
+                      ("coalesce(pxt.caption(image, max_tokens => 5), 'x')",
+                       "model 'blip-image-captioning-base' is not installed")):
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"computed column 'c': {why}"):
+            clip_db.execute("SELECT pxt.add_computed_column('ml.pics', 'c', %s)", (expr,))
+    assert clip_db.execute("SELECT count(*) FROM pxt.column_defs WHERE name = 'c'").fetchone()[0] == 0
+    clip_db.execute("SELECT pxt.add_computed_column('ml.pics', 'ok', 'pxt.clip_image(image, ''tiny-clip'')')")
+    clip_db.execute("SELECT pxt.add_computed_column('ml.pics', 'late', 'pxt.clip_text(m, m)', on_error => 'ignore')")
+    clip_db.execute("INSERT INTO ml.pics (m) VALUES ('nope')")  # a model named by a column: that row's error
+    assert "not installed" in clip_db.execute("SELECT _pxt_errors->'late'->>'message' FROM ml.pics").fetchone()[0]
+
+
+def test_the_model_table_agrees_with_the_sql_defaults(db):
+    import ast
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parent.parent / "python/pixelgres/server/model_store.py"
+    node = next(n for n in ast.parse(src.read_text()).body
+                if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "LOCAL_MODEL_FUNCTIONS")
+    LOCAL_MODEL_FUNCTIONS = ast.literal_eval(node.value)  # noqa: N806 - the module's name for it
+    assert set(LOCAL_MODEL_FUNCTIONS) == {"clip_image", "clip_text", "detect", "caption", "transcribe"}
+    for fn, default in LOCAL_MODEL_FUNCTIONS.items():
+        args = db.execute("SELECT pg_get_function_arguments(%s::regproc)", (f"pxt.{fn}",)).fetchone()[0]
+        assert f"model text DEFAULT '{default}'::text" in args, (fn, args)

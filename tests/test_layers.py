@@ -21,7 +21,7 @@ SERVER_LAYERS = [
     ["catalog"],
     ["tabular", "media.objects", "media.cache",  # Parquet/CSV rows, object stores, their local cache: no plpy
      "media.gucs", "media.uploads", "media.buckets", "media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
-    ["versioning.history", "versioning.vacuum"],
+    ["model_store", "versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
     ["iterators.views", "versioning.revert", "exports"],
     ["ai.ratelimit", "ai.openai_client", "ai.openai_fns", "ai.embedding_models", "ai.local_models", "ai.hf_tasks", "ai.clip", "ai.local_tasks", "ai.embedding_index"],

@@ -1,66 +1,21 @@
-"""Local models from ``pixelgres.model_dir``: finding one by name, and keeping a bounded few
-loaded per backend (docs/models.md).
-
-Weights come only from that directory (superuser-only): a directory per model, as
-``save_pretrained`` writes it, or in the Hugging Face cache layout
-(``models--org--name/snapshots/<rev>``); ``pixelgres models add NAME PATH`` installs one.
-Nothing is ever downloaded. A model loads once per backend, lazily; at most
-``pixelgres.max_loaded_models`` stay loaded, whatever their kind (CLIP, detection,
-captions, speech), the least recently used going first.
+"""Local models from ``pixelgres.model_dir`` (found by ``model_store``), kept loaded, a
+bounded few per backend (docs/models.md). Nothing is ever downloaded. A model loads once per
+backend, lazily; at most ``pixelgres.max_loaded_models`` stay loaded, whatever their kind
+(CLIP, detection, captions, speech), the least recently used going first.
 """
 from __future__ import annotations
 
 import collections
 import os
-import re
 import time
 
 from ..core import deps
 from ..core.errors import MediaError, sql_media_error
 from ..media.gucs import setting
+from ..model_store import model_path
 from .embedding_models import _stat, _threads_env
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?")
 _LOADED: collections.OrderedDict = collections.OrderedDict()  # (kind, path) -> loaded model
-
-
-def model_path(name: str) -> str:
-    """The directory of model ``name`` under pixelgres.model_dir, or a ValueError saying how to
-    install it. Names are plain (``clip-vit-base-patch32``) or ``org/name``; nothing else
-    reaches the file system."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        raise ValueError(f"invalid model name {name!r}: letters, digits, '.', '_', '-', optionally org/name")
-    root = setting("pixelgres.model_dir")
-    if not root:
-        raise ValueError(f"model {name!r} is not installed: pixelgres.model_dir is not set (a superuser "
-                                "sets it to a directory of models; `pixelgres models add NAME PATH` installs one)")
-    org, _, short = name.rpartition("/")
-    candidates = [os.path.join(root, name)]
-    if org:
-        candidates.append(os.path.join(root, short))
-    for hub in ([f"models--{org}--{short}"] if org else [f"models--openai--{short}", f"models--{short}"]):
-        candidates.append(_snapshot(os.path.join(root, hub)))
-    for c in candidates:
-        if c and os.path.isfile(os.path.join(c, "config.json")):
-            return c
-    raise ValueError(f"model {name!r} is not installed in pixelgres.model_dir ({root}): put the model's "
-                            f"directory (config.json, weights, tokenizer and processor files) at {root}/{short}, "
-                            f"e.g. with `pixelgres models add {short} PATH`")
-
-
-def _snapshot(hub: str) -> str | None:
-    """The snapshot a Hugging Face cache directory's refs/main names, or its only one."""
-    snaps = os.path.join(hub, "snapshots")
-    try:
-        with open(os.path.join(hub, "refs", "main")) as f:
-            return os.path.join(snaps, f.read().strip())
-    except OSError:
-        pass
-    try:
-        revs = os.listdir(snaps)
-    except OSError:
-        return None
-    return os.path.join(snaps, revs[0]) if len(revs) == 1 else None
 
 
 def loaded(kind: str, name: str, load):

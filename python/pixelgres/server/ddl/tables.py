@@ -9,7 +9,7 @@ import json
 
 import plpy
 
-from .. import catalog
+from .. import catalog, model_store
 from ..catalog import ensure_schema, managed
 from ..media import buckets
 from ..media.gucs import setting
@@ -211,6 +211,7 @@ def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort
         drop_column(full, name)
     view = exprs.create_view(oid, full, expr)
     info = exprs.analyze(oid, view, expr)
+    _models_installed(name, info)
     dest = _destination(name, destination, info["media_type"])
     batched = one("SELECT EXISTS (SELECT 1 FROM pxt.batched_functions WHERE func::oid = ANY($1::oid[])) AS b",
                   info["funcs"], types=["int[]"])["b"]
@@ -224,6 +225,14 @@ def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort
         [oid, name, expr, view, info["deps"], batched, on_error, info["media_type"], mode == "deferred", dest])
     triggers.regenerate(oid)
     return name  # the SQL wrapper backfills (pxt.recompute_columns) unless deferred
+
+
+def _models_installed(name: str, info: dict) -> None:
+    """A local model the expression names must be installed now, not fail on every row."""
+    try:
+        model_store.check(info["sql"])
+    except ValueError as e:
+        _fail(f"computed column {name!r}: {e}")
 
 
 def _destination(name: str, given: str | None, media_type: str | None) -> str | None:
@@ -361,6 +370,7 @@ def alter_computed_column(table: str, name: str, expr: str, on_error: str | None
     full = qualified(oid)
     view = exprs.create_view(oid, full, expr)
     info = exprs.analyze(oid, view, expr)
+    _models_installed(name, info)
     cur = one("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1 AND attname = $2",
               oid, name, types=["oid", "name"])["t"]
     if info["type"] != cur:
