@@ -59,6 +59,11 @@ def plain_text(model, processor, text: str):
         return torch.nn.functional.normalize(getattr(f, "pooler_output", f), dim=-1)[0].tolist()
 
 
+def _rss(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+
+
 def spread(xs) -> str:
     return f"median {statistics.median(xs):.2f}x (min {min(xs):.2f}x, max {max(xs):.2f}x)"
 
@@ -87,7 +92,13 @@ def main() -> int:
 
         with cluster(base, files, args.keep, {**FAST, **settings}) as dsn, connect(dsn) as conn:
             t = timed_backend(conn, "SELECT pxt.clip_text('warm up', 'clip-b32')").wall
-            print(f"backend warm-up (server Python, torch, model load): {t:.2f}s")
+            rss, load = conn.execute("SELECT backend_rss_mb, load_seconds FROM pxt.embedding_models() "
+                                     "WHERE function = 'clip'").fetchone()
+            with connect(dsn) as plain:
+                plain.execute("SELECT 1")
+                base_rss = _rss(plain.info.backend_pid)
+            print(f"backend warm-up (server Python, torch, model load): {t:.2f}s, of which the model load "
+                  f"{load:.2f}s; backend resident memory {rss:.0f} MB (a plain backend: {base_rss:.0f} MB)")
             warm = write_photos(readable_dir(files / "warm"), 1, seed=10**6)
             plain_embed(model, processor, [str(warm[0])])  # the plain side warms up too
             plain_text(model, processor, "warm up")

@@ -250,3 +250,25 @@ def test_the_model_table_agrees_with_the_sql_defaults(db):
     for fn, default in LOCAL_MODEL_FUNCTIONS.items():
         args = db.execute("SELECT pg_get_function_arguments(%s::regproc)", (f"pxt.{fn}",)).fetchone()[0]
         assert f"model text DEFAULT '{default}'::text" in args, (fn, args)
+
+
+def test_demo_step_searches_images_by_text_when_clip_is_installed(dsn, clip_db, model_root, files, capsys):
+    """The demo's CLIP step, with a model installed under the name it uses."""
+    import shutil
+
+    import pixelgres as pxt
+    from pixelgres import demo
+
+    if not (model_root / demo.CLIP_MODEL).exists():
+        shutil.copytree(model_root / "tiny-clip", model_root / demo.CLIP_MODEL)
+    paths, _ = pictures(files, 3)
+    s = pxt.init(dsn)
+    try:
+        t = pxt.create_table("demo_pics", {"image": pxt.Image})
+        t.insert([{"image": p} for p in paths])
+        demo.clip_text_to_image(t)
+        out = capsys.readouterr().out
+        assert "skipped" not in out and sum(p in out for p in paths) == 2  # the top two images
+    finally:
+        s.close()
+        shutil.rmtree(model_root / demo.CLIP_MODEL, ignore_errors=True)

@@ -89,5 +89,7 @@ def test_cli_demo_runs(tmp_path):
         frames = out.split("== video -> frames")[1].split("==")[0]
         assert frames.count("media://") == 3  # a 3 s video at fps=1
         assert "reverted the relabeling; snapshot rows: 4, categories: ['unknown']" in out
+        clip = out.split("== CLIP")[1].split("==")[0]  # no weights in a fresh home: it says so
+        assert "skipped: no clip-vit-base-patch32 in pixelgres.model_dir" in clip and "pixelgres models add" in clip
     finally:
         Cluster(home).destroy()

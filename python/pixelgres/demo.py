@@ -58,6 +58,30 @@ def step(title: str) -> None:
     print(f"\n== {title}")
 
 
+CLIP_MODEL = "clip-vit-base-patch32"
+
+
+def clip_text_to_image(images) -> None:
+    """With CLIP weights installed, a text -> image search; without, say so and how to install them."""
+    from pixelgres.functions.huggingface import clip
+
+    if CLIP_MODEL not in _models(images._session):
+        print(f"skipped: no {CLIP_MODEL} in pixelgres.model_dir (no CLIP weights ship on PyPI; install a copy "
+              f"with `pixelgres models add {CLIP_MODEL} PATH`)")
+        return
+    images.add_embedding_index("image", embedding=clip.using(model_id=CLIP_MODEL))
+    sim = images.image.similarity(string="a yellow circle")
+    print(images.order_by(sim, asc=False).limit(2).select(images.image).collect().to_pandas().to_string())
+
+
+def _models(s) -> list[str]:
+    """Model directories in the server's pixelgres.model_dir (the demo runs next to the server)."""
+    d = s.fetchone("SELECT current_setting('pixelgres.model_dir')")[0]
+    if not d or not os.path.isdir(d):
+        return []
+    return [e.name for e in os.scandir(d) if os.path.isfile(os.path.join(e.path, "config.json"))]
+
+
 def run(cluster: Cluster) -> int:
     import pixelgres as pxt
     from pixelgres.functions.huggingface import sentence_transformer
@@ -96,6 +120,9 @@ def run(cluster: Cluster) -> int:
         print("\nmost similar to 'a yellow sun in the sky':")
         print(images.order_by(sim, asc=False).limit(2).select(images.image, images.caption).collect()
               .to_pandas().to_string())
+
+        step("CLIP: images found by a text (local model from pixelgres.model_dir)")
+        clip_text_to_image(images)
 
         step("video -> frames (an iterator view kept in step with its base table)")
         videos = pxt.create_table("demo.videos", {"video": pxt.Video})

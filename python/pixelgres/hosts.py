@@ -8,6 +8,7 @@ for one role (``ALTER ROLE ... SET``), so other roles' sessions keep the protect
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 
@@ -18,10 +19,8 @@ _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 def _checked(host: str) -> str:
     host = host.strip().strip("[]")
-    try:
+    with contextlib.suppress(ValueError):  # an address or a network, written canonically
         return str(ipaddress.ip_network(host, strict=False)) if "/" in host else str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
     if not _HOST.fullmatch(host):
         raise SystemExit(f"not a host name, address or CIDR: {host!r}")
     return host.lower()

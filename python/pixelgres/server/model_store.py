@@ -9,6 +9,7 @@ optionally ``org/name``; nothing else reaches the file system.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -49,11 +50,8 @@ def model_path(name: str) -> str:
 def _snapshot(hub: str) -> str | None:
     """The snapshot a Hugging Face cache directory's refs/main names, or its only one."""
     snaps = os.path.join(hub, "snapshots")
-    try:
-        with open(os.path.join(hub, "refs", "main")) as f:
-            return os.path.join(snaps, f.read().strip())
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open(os.path.join(hub, "refs", "main")) as f:
+        return os.path.join(snaps, f.read().strip())
     try:
         revs = os.listdir(snaps)
     except OSError:

@@ -198,7 +198,7 @@ def _get(c: cache.Cache, u: objects.ObjectURI, limit: int, settings, max_age: in
 
 
 class _NotContent(Exception):
-    pass
+    """Named like a content hash, but the bytes do not hash to the name."""
 
 
 def _download_checked(u, tmp: str, limit: int, settings, digest: str) -> None:
