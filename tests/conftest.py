@@ -148,6 +148,15 @@ def db(dsn):
         yield conn
 
 
+def set_for_database(db, dbname: str, settings: dict) -> None:
+    """Settings (superuser-only ones too) for every new session of ``dbname`` -- pxt clients,
+    workers, other roles -- and for ``db``'s own session now."""
+    for name, value in settings.items():
+        db.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+            sql.Identifier(dbname), sql.Identifier(*name.split(".")), sql.Literal(value)))
+        db.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+
 @pytest.fixture
 def files(server, request):
     """A fresh directory the server may read (under pixelgres.allowed_roots)."""

@@ -11,8 +11,8 @@ import re
 import uuid
 
 import psycopg
-from psycopg import sql
 import pytest
+from conftest import set_for_database
 from PIL import Image
 
 from pixelgres.testing.media import grey_video
@@ -47,12 +47,9 @@ def buckets(db, dbname, s3_server, tmp_path):
     cfg = write_config(tmp_path / "storage.toml", s3_server)
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache").chmod(0o777)
-    for guc, value in (("pixelgres.storage_config", str(cfg)),
-                       ("pixelgres.allowed_buckets", f"s3://{src}/,s3://{dst}/thumbs/,s3://{dst}/exports/"),
-                       ("pixelgres.object_cache_dir", str(tmp_path / "cache"))):
-        db.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(sql.Identifier(dbname), sql.Identifier(*guc.split(".")),
-                                                                   sql.Literal(value)))
-        db.execute("SELECT set_config(%s, %s, false)", (guc, value))
+    set_for_database(db, dbname, {"pixelgres.storage_config": str(cfg),
+                                  "pixelgres.allowed_buckets": f"s3://{src}/,s3://{dst}/thumbs/,s3://{dst}/exports/",
+                                  "pixelgres.object_cache_dir": str(tmp_path / "cache")})
     s3_server.reset()
     return src, dst
 

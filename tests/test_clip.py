@@ -10,6 +10,8 @@ import psycopg
 import pytest
 from PIL import Image
 
+from conftest import set_for_database
+
 from pixelgres.testing.models import tiny_clip
 
 
@@ -33,8 +35,7 @@ def model_root(server):
 @pytest.fixture
 def clip_db(db, dbname, model_root):
     """The models for this database (every new session: pxt clients too) and this session."""
-    db.execute(f"ALTER DATABASE {dbname} SET pixelgres.model_dir = '{model_root}'")
-    db.execute("SELECT set_config('pixelgres.model_dir', %s, false)", (str(model_root),))
+    set_for_database(db, dbname, {"pixelgres.model_dir": str(model_root)})
     return db
 
 

@@ -9,6 +9,8 @@ import psycopg
 import pytest
 from PIL import Image
 
+from conftest import set_for_database
+
 from pixelgres.server.ai import hf_tasks
 from pixelgres.testing.models import tiny_captioner, tiny_detector, tiny_whisper
 
@@ -27,8 +29,7 @@ def task_models(server):
 
 @pytest.fixture
 def mdb(db, dbname, task_models):
-    db.execute(f"ALTER DATABASE {dbname} SET pixelgres.model_dir = '{task_models}'")
-    db.execute("SELECT set_config('pixelgres.model_dir', %s, false)", (str(task_models),))
+    set_for_database(db, dbname, {"pixelgres.model_dir": str(task_models)})
     return db
 
 
