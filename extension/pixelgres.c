@@ -14,6 +14,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 PG_MODULE_MAGIC;
 
@@ -44,11 +45,27 @@ static char *model_dir;
 static int max_loaded_models;
 static int model_threads;
 
+/* Hosted model providers: pixelgres.<name>_base_url and pixelgres.<name>_api_key (hidden from
+ * SHOW ALL), set per session like pixelgres.openai_*.  OpenAI-compatible ones first. */
+static const char *const providers[] = {
+	"groq", "together", "fireworks", "openrouter", "deepseek",
+	"anthropic", "gemini", "mistral", "ollama", "bedrock",
+};
+#define N_PROVIDERS (sizeof(providers) / sizeof(providers[0]))
+static char *provider_urls[N_PROVIDERS];
+static char *provider_keys[N_PROVIDERS];
+static char *bedrock_region;
+static char *bedrock_access_key_id;
+static char *bedrock_secret_access_key;
+static char *bedrock_session_token;
+
 void _PG_init(void);
 
 void
 _PG_init(void)
 {
+	MemoryContext old;
+
 	DefineCustomStringVariable("pixelgres.python_dir",
 		"Directory holding pixelgres's server-side Python (superuser only).",
 		NULL, &python_dir, PXT_PYDIR, PGC_SUSET, 0, NULL, NULL, NULL);
@@ -115,6 +132,31 @@ _PG_init(void)
 	DefineCustomStringVariable("pixelgres.openai_api_key",
 		"API key for the OpenAI-compatible API; empty means the server's OPENAI_API_KEY.",
 		NULL, &openai_api_key, "", PGC_USERSET, GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	/* names and descriptions must outlive the load: GUC keeps the description pointers */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+
+	for (size_t i = 0; i < N_PROVIDERS; i++)
+	{
+		DefineCustomStringVariable(psprintf("pixelgres.%s_base_url", providers[i]),
+			psprintf("Base URL of the %s API; empty means the server's environment or the public endpoint.", providers[i]),
+			NULL, &provider_urls[i], "", PGC_USERSET, 0, NULL, NULL, NULL);
+		DefineCustomStringVariable(psprintf("pixelgres.%s_api_key", providers[i]),
+			psprintf("API key for the %s API; empty means the server's environment.", providers[i]),
+			NULL, &provider_keys[i], "", PGC_USERSET, GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	}
+	MemoryContextSwitchTo(old);
+	DefineCustomStringVariable("pixelgres.bedrock_region",
+		"AWS region of Bedrock; empty means the server's AWS configuration (AWS_REGION...).",
+		NULL, &bedrock_region, "", PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.bedrock_aws_access_key_id",
+		"AWS access key id for Bedrock; empty means the server's AWS credential chain.",
+		NULL, &bedrock_access_key_id, "", PGC_USERSET, GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.bedrock_aws_secret_access_key",
+		"AWS secret access key for Bedrock.",
+		NULL, &bedrock_secret_access_key, "", PGC_USERSET, GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.bedrock_aws_session_token",
+		"AWS session token for Bedrock (temporary credentials).",
+		NULL, &bedrock_session_token, "", PGC_USERSET, GUC_NO_SHOW_ALL, NULL, NULL, NULL);
 	DefineCustomBoolVariable("pixelgres.ai_cache",
 		"Use the AI result cache (pxt.ai_cache) for remote calls.",
 		NULL, &ai_cache, true, PGC_USERSET, 0, NULL, NULL, NULL);

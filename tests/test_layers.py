@@ -24,7 +24,9 @@ SERVER_LAYERS = [
     ["model_store", "versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
     ["iterators.views", "versioning.revert", "exports"],
-    ["ai.ratelimit", "ai.openai_client", "ai.openai_fns", "ai.embedding_models", "ai.local_models", "ai.hf_tasks", "ai.clip", "ai.local_tasks", "ai.embedding_index"],
+    ["ai.ratelimit", "ai.remote", "ai.messages", "ai.calls", "ai.openai_client", "ai.openai_fns",
+     "ai.providers.anthropic", "ai.providers.gemini", "ai.providers.mistral", "ai.providers.ollama", "ai.providers.bedrock",
+     "ai.embedding_models", "ai.local_models", "ai.hf_tasks", "ai.clip", "ai.local_tasks", "ai.embedding_index"],
     [""],  # pixelgres.server itself: the entry point SQL bodies call
 ]
 

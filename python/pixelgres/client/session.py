@@ -4,9 +4,10 @@ One session per process (``pxt.init`` replaces it); API calls made before ``init
 default one, like Pixeltable. The DSN is, in order: the argument, ``$PIXELGRES_DSN``, the
 embedded cluster (``pixelgres up``). The extension is created when missing.
 
-OpenAI settings: the server makes the model calls, so the client's ``OPENAI_API_KEY`` and
-``OPENAI_BASE_URL`` are forwarded as the session settings ``pixelgres.openai_api_key`` /
-``pixelgres.openai_base_url``, in the connection's startup packet (libpq ``options``): never
+Provider settings: the server makes the model calls, so the client's ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL`` (and ANTHROPIC_API_KEY, GEMINI_API_KEY, MISTRAL_API_KEY, GROQ_API_KEY...,
+see PROVIDER_ENV) are forwarded as the session settings ``pixelgres.openai_api_key`` /
+``pixelgres.openai_base_url`` (...), in the connection's startup packet (libpq ``options``): never
 in a statement, so never in a table, ``pg_stat_activity`` or the statement log.
 """
 from __future__ import annotations
@@ -170,6 +171,17 @@ class Session:
         return MediaBatch(self).resolve([value])[0]
 
 
+# the client's provider settings that become the session's (first variable set wins); Ollama's
+# and Bedrock's stay the server's own: a session-chosen loopback URL would need allow-host
+PROVIDER_ENV = {"pixelgres.openai_api_key": ("OPENAI_API_KEY",), "pixelgres.openai_base_url": ("OPENAI_BASE_URL",),
+                "pixelgres.anthropic_api_key": ("ANTHROPIC_API_KEY",),
+                "pixelgres.anthropic_base_url": ("ANTHROPIC_BASE_URL",),
+                "pixelgres.gemini_api_key": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+                "pixelgres.mistral_api_key": ("MISTRAL_API_KEY",),
+                **{f"pixelgres.{p}_api_key": (f"{p.upper()}_API_KEY",)
+                   for p in ("groq", "together", "fireworks", "openrouter", "deepseek")}}
+
+
 def init(dsn: str | None = None, *, openai_api_key: str | None = None, openai_base_url: str | None = None) -> Session:
     """Connect (replacing any current session) and create the extension if missing."""
     global _current
@@ -179,13 +191,11 @@ def init(dsn: str | None = None, *, openai_api_key: str | None = None, openai_ba
 
         cluster = embedded_cluster().start()
         dsn = cluster.ensure_database()
-    settings = {}
-    key = openai_api_key or os.environ.get("OPENAI_API_KEY")
-    url = openai_base_url or os.environ.get("OPENAI_BASE_URL")
-    if key:
-        settings["pixelgres.openai_api_key"] = key
-    if url:
-        settings["pixelgres.openai_base_url"] = url
+    settings = {s: os.environ[v] for s, names in PROVIDER_ENV.items() for v in reversed(names) if os.environ.get(v)}
+    if openai_api_key:
+        settings["pixelgres.openai_api_key"] = openai_api_key
+    if openai_base_url:
+        settings["pixelgres.openai_base_url"] = openai_base_url
     if _current is not None:
         _current.close()
         _current = None

@@ -1,0 +1,1 @@
+"""Hosted model providers other than OpenAI, each through its official client."""
