@@ -44,6 +44,7 @@ static char *media_destination;
 static char *model_dir;
 static int max_loaded_models;
 static int model_threads;
+static char *model_server;
 
 /* Hosted model providers: pixelgres.<name>_base_url and pixelgres.<name>_api_key (hidden from
  * SHOW ALL), set per session like pixelgres.openai_*.  OpenAI-compatible ones first. */
@@ -126,6 +127,9 @@ _PG_init(void)
 	DefineCustomIntVariable("pixelgres.model_threads",
 		"torch threads of one backend running a local model (the cores are shared with every other backend).",
 		NULL, &model_threads, 2, 1, 256, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.model_server",
+		"Unix socket of the shared model server (pixelgres model-server); empty means local models run in each backend.",
+		NULL, &model_server, "", PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pixelgres.openai_base_url",
 		"Base URL of the OpenAI-compatible API; empty means OPENAI_BASE_URL or api.openai.com.",
 		NULL, &openai_base_url, "", PGC_USERSET, 0, NULL, NULL, NULL);

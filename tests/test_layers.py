@@ -26,7 +26,7 @@ SERVER_LAYERS = [
     ["iterators.views", "versioning.revert", "exports"],
     ["ai.ratelimit", "ai.remote", "ai.messages", "ai.calls", "ai.openai_client", "ai.openai_fns",
      "ai.providers.anthropic", "ai.providers.gemini", "ai.providers.mistral", "ai.providers.ollama", "ai.providers.bedrock",
-     "ai.embedding_models", "ai.local_models", "ai.hf_tasks", "ai.clip", "ai.local_tasks", "ai.embedding_index"],
+     "ai.inference", "ai.model_server", "ai.model_client", "ai.embedding_models", "ai.local_models", "ai.hf_tasks", "ai.clip", "ai.local_tasks", "ai.embedding_index"],
     [""],  # pixelgres.server itself: the entry point SQL bodies call
 ]
 

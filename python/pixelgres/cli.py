@@ -1,4 +1,4 @@
-"""``pixelgres up | down | status | psql | demo | worker | models | allow-host``: the embedded default cluster.
+"""``pixelgres up | down | status | psql | demo | worker | models | allow-host | model-server``: the embedded default cluster.
 
 State lives under $PIXELGRES_HOME (default ~/.local/share/pixelgres). ``up`` creates and
 starts the cluster, creates database ``pixelgres`` with the extension and prints its DSN.
@@ -111,6 +111,36 @@ def cmd_models(args) -> int:
     return models_cli.main(args, connect)
 
 
+def cmd_model_server(args) -> int:
+    """Run the embedded cluster's shared model server in the foreground; while it runs, every
+    backend's local embedding models (CLIP, MiniLM) are its one loaded copy."""
+    import psycopg
+    from psycopg import sql
+
+    c = embedded_cluster().start()
+    with psycopg.connect(c.ensure_database(), autocommit=True) as conn:
+        python_dir = conn.execute("SELECT current_setting('pixelgres.python_dir')").fetchone()[0]
+    proc = c.start_model_server(python_dir, args.threads, args.max_models)
+
+    def point(value: str | None) -> None:
+        with psycopg.connect(c.dsn("postgres"), autocommit=True) as conn:
+            if value:
+                conn.execute(sql.SQL("ALTER SYSTEM SET pixelgres.model_server = {}").format(sql.Literal(value)))
+            else:
+                conn.execute("ALTER SYSTEM RESET pixelgres.model_server")
+            conn.execute("SELECT pg_reload_conf()")
+    point(str(c.model_socket))
+    print(f"model server {c.model_socket} (pid {proc.pid}); pixelgres.model_server is set; Ctrl-C stops it",
+          file=sys.stderr)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        c.stop_model_server(proc)
+        return proc.returncode
+    finally:
+        point(None)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pixelgres", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -143,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--replace", action="store_true")
     msub.add_parser("list", help="models in pixelgres.model_dir")
     m.set_defaults(f=cmd_models)
+    ms = sub.add_parser("model-server", help="run the cluster's shared model server: one copy of each local "
+                                             "model for every connection, requests batched across them")
+    ms.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    ms.add_argument("--max-models", type=int, default=2, help="models kept loaded")
+    ms.set_defaults(f=cmd_model_server)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["psql"]:  # everything after "psql" is psql's
         return cmd_psql(argparse.Namespace(rest=argv[1:]))

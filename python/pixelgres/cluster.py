@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -29,6 +30,16 @@ def pg_bindir() -> Path:
     if not found:
         raise RuntimeError("no PostgreSQL server installed; run 'make setup' (scripts/setup.sh)")
     return found[-1].parent
+
+
+def server_python() -> str:
+    """The Python plpython3u links against (and the server's Python packages are built for)."""
+    import re
+
+    lib = pg_bindir().parent / "lib" / "plpython3.so"  # Debian's pkglibdir
+    ldd = subprocess.run(["ldd", str(lib)], capture_output=True, text=True).stdout
+    m = re.search(r"libpython(3\.\d+)", ldd)
+    return f"/usr/bin/python{m.group(1)}" if m else "python3"
 
 
 def free_port() -> int:
@@ -161,6 +172,38 @@ class Cluster:
         if self.runtime:
             shutil.rmtree(self.runtime, ignore_errors=True)
         shutil.rmtree(self.home, ignore_errors=True)
+
+    @property
+    def model_socket(self) -> Path:
+        """Where the cluster's shared model server listens (in the server's 0700 socket directory)."""
+        return self.sockdir / "models.sock"
+
+    def start_model_server(self, python_dir: str, threads: int | None = None, max_models: int = 2,
+                           socket_path: Path | None = None) -> subprocess.Popen:
+        """Start the shared model server (pixelgres.server.ai.model_server) as the server's OS
+        user, with the server's Python; return once it listens (it prints a ready line)."""
+        sock = str(socket_path or self.model_socket)
+        argv = [server_python(), "-m", "pixelgres.server.ai.model_server", "--socket", sock,
+                "--max-models", str(max_models), "--threads", str(threads or os.cpu_count() or 1)]
+        argv = ["env", f"PYTHONPATH={python_dir}"] + argv
+        if _as_root():
+            argv = ["runuser", "-u", "postgres", "--"] + argv
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()  # the server's ready line, or EOF if it failed to start
+        if not line.startswith("ready"):
+            proc.wait()
+            raise RuntimeError(f"the model server did not start (exit code {proc.returncode}): {' '.join(argv)}")
+        proc.server_pid = int(line.split()[-1])  # the server itself (proc may be runuser's)
+        return proc
+
+    @staticmethod
+    def stop_model_server(proc: subprocess.Popen) -> None:
+        """Stop a server start_model_server started (signal the server itself, not runuser)."""
+        try:
+            os.kill(proc.server_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
     def ensure_database(self, dbname: str = "pixelgres", settings: dict[str, str] | None = None) -> str:
         """Create the database (if missing) with the extension, updated to the installed release

@@ -9,9 +9,12 @@ batched: one statement's rows are embedded in chunks of CHUNK.
 from __future__ import annotations
 
 import collections
+import json
+import os
 
-from ..core import deps
 from ..core.batch import batched
+from ..model_store import model_path
+from . import inference, model_client
 from .embedding_models import _check_interrupts, _stat, vec_text
 from .local_models import loaded, row_error
 
@@ -20,84 +23,87 @@ CHUNK = 64
 
 
 def _load(name: str):
-    def load(path):
-        transformers = deps.need("transformers")
-        model = transformers.CLIPModel.from_pretrained(path, local_files_only=True).eval()
-        return model, transformers.CLIPProcessor.from_pretrained(path, local_files_only=True)
-    model, processor = loaded("clip", name, load)
-    _stat(f"clip/{name}")["dims"] = int(model.config.projection_dim)
-    return model, processor
+    model = loaded("clip", name, lambda path: inference.load("clip_image", path))
+    _stat(f"clip/{name}")["dims"] = inference.dims("clip_image", model)
+    return model
 
 
-def _features(out):
-    """get_*_features: a tensor (transformers 4), or an output whose pooler_output is it (5)."""
-    return out.pooler_output if hasattr(out, "pooler_output") else out
+def _side(path: str) -> int:
+    """The vision tower's input side, from the model's config (no weights loaded)."""
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            return int(json.load(f).get("vision_config", {}).get("image_size", 224))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 224
 
 
-def _embed(batch: list[tuple], encode) -> list:
-    """batch: distinct (input, model) tuples; per model, chunks of CHUNK through ``encode``."""
+def _images(uris: list, side: int):
+    """Decoded images (upright; JPEGs at a reduced scale) or each row's error."""
+    from ..media import image  # lazy: Pillow loads for image inputs only
+
+    out = []
+    for uri in uris:
+        try:
+            im, _ = image.load(uri, size=(side, side))
+            out.append(im.convert("RGB"))
+        except Exception as e:  # this row's error; the others go on
+            out.append(row_error(e))
+    return out
+
+
+def _embed(batch: list[tuple], kind: str) -> list:
+    """batch: distinct (input, model) tuples; per model, chunks of CHUNK, embedded in this
+    backend or by the shared model server (pixelgres.model_server)."""
     out: list = [None] * len(batch)
     by_model: dict = collections.defaultdict(list)
     for i, (_, model) in enumerate(batch):
         by_model[model].append(i)
+    shared = model_client.configured()
     for name, idx in by_model.items():
         try:
-            model, processor = _load(name)
+            if shared:
+                path, model = model_path(name), None
+                side = _side(path)
+            else:
+                model = _load(name)
+                side = inference.image_side(model)
         except Exception as e:
             for i in idx:
                 out[i] = e
             continue
-        torch = deps.need("torch")
         s = _stat(f"clip/{name}")
         for c in range(0, len(idx), CHUNK):
             if c:
                 _check_interrupts()
             part = idx[c:c + CHUNK]
-            with torch.inference_mode():
-                vecs, errors = encode(model, processor, [batch[i][0] for i in part])
-            vecs = torch.nn.functional.normalize(vecs, dim=-1) if vecs is not None else None
-            k = 0
-            for i, err in zip(part, errors):
-                if err is not None:
-                    out[i] = err
-                else:
-                    out[i] = vec_text(vecs[k].tolist())
-                    k += 1
+            values = [batch[i][0] for i in part]
+            if kind == "clip_image":
+                values = _images(values, side)
+            good = [(i, v) for i, v in zip(part, values) if not isinstance(v, Exception)]
+            for i, v in zip(part, values):
+                if isinstance(v, Exception):
+                    out[i] = v
+            if not good:
+                continue
+            inputs = [v for _, v in good]
+            if shared:
+                if kind == "clip_image":
+                    inputs = [(im.width, im.height, im.tobytes()) for im in inputs]
+                vecs, s["dims"] = model_client.embed(kind, path, inputs)
+            else:
+                vecs = inference.embed(kind, model, inputs)
+            for (i, _), v in zip(good, vecs):
+                out[i] = vec_text(v)
         s["batches"] += 1
         s["texts"] += len(idx)
     return out
 
 
-def _images(model, processor, uris: list):
-    from ..media import image  # lazy: Pillow loads for image inputs only
-
-    side = int(getattr(model.config.vision_config, "image_size", 224))
-    ims, errors = [], []
-    for uri in uris:
-        try:
-            im, _ = image.load(uri, size=(side, side))  # upright; JPEGs decode at a reduced scale
-            ims.append(im.convert("RGB"))
-            errors.append(None)
-        except Exception as e:  # this row's error; the others go on
-            errors.append(row_error(e))
-    if not ims:
-        return None, errors
-    inputs = processor(images=ims, return_tensors="pt")
-    return _features(model.get_image_features(pixel_values=inputs["pixel_values"])), errors
-
-
-def _texts(model, processor, texts: list):
-    limit = int(getattr(model.config.text_config, "max_position_embeddings", 77))
-    inputs = processor.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
-    return (_features(model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])),
-            [None] * len(texts))
-
-
 @batched("clip_image")
 def clip_image_batch(batch: list[tuple]) -> list:
-    return _embed(batch, _images)
+    return _embed(batch, "clip_image")
 
 
 @batched("clip_text")
 def clip_text_batch(batch: list[tuple]) -> list:
-    return _embed(batch, _texts)
+    return _embed(batch, "clip_text")

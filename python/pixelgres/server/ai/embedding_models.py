@@ -20,6 +20,7 @@ import plpy
 from ..core import deps
 from ..core.batch import batched
 from ..core.errors import fail as _fail
+from . import model_client
 
 # --- vectors as text (pgvector's input format) -------------------------------------------------
 _FORMATS: dict = {}
@@ -71,23 +72,28 @@ _ST: dict = {}
 CHUNK = 256
 
 
-def _st_model(name: str):
-    model = _ST.get(name)
-    if model is not None:
-        return model
+def _st_path(name: str) -> tuple[str, str]:
+    """(short name, directory of its packaged weights)."""
     short = name.split("/", 1)[1] if name.startswith("sentence-transformers/") else name
     if short not in ST_MODELS:
         raise ValueError(f"unknown sentence-transformers model {name!r}; available offline: "
                          f"{', '.join(sorted(ST_MODELS))}")
+    return short, str(deps.need(ST_MODELS[short]).get_model_path())
+
+
+def _st_model(name: str):
+    model = _ST.get(name)
+    if model is not None:
+        return model
+    short, path = _st_path(name)
     # Offline, always: the backend must never reach a model hub (and cannot, here).
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _threads_env()
-    pkg = deps.need(ST_MODELS[short])
     st = deps.need("sentence_transformers")
     t = time.perf_counter()
-    model = st.SentenceTransformer(str(pkg.get_model_path()), device="cpu", local_files_only=True)
+    model = st.SentenceTransformer(path, device="cpu", local_files_only=True)
     s = _stat(f"sentence_transformer/{short}")
     s["load_seconds"] = round(time.perf_counter() - t, 3)
     s["loads"] += 1
@@ -107,8 +113,9 @@ def sentence_transformer_batch(batch: list[tuple]) -> list:
         # longest first across the whole batch, as encode() itself orders its input: each chunk
         # then pads to similar lengths
         idx.sort(key=lambda i: -len(batch[i][0]))
+        shared = model_client.configured()
         try:
-            model = _st_model(name)
+            model, path = (None, _st_path(name)[1]) if shared else (_st_model(name), None)
         except Exception as e:
             for i in idx:
                 out[i] = e
@@ -118,10 +125,14 @@ def sentence_transformer_batch(batch: list[tuple]) -> list:
             part = idx[c:c + CHUNK]
             if c:
                 _check_interrupts()
-            vecs = model.encode([batch[i][0] for i in part], normalize_embeddings=True,
-                                show_progress_bar=False, convert_to_numpy=True)
+            texts = [batch[i][0] for i in part]
+            if shared:  # the cluster's one copy (model_server.py)
+                vecs, s["dims"] = model_client.embed("sentence_transformer", path, texts)
+            else:
+                vecs = model.encode(texts, normalize_embeddings=True, show_progress_bar=False,
+                                    convert_to_numpy=True).tolist()
             for i, v in zip(part, vecs):
-                out[i] = vec_text(v.tolist())
+                out[i] = vec_text(v)
         s["batches"] += 1
         s["texts"] += len(idx)
     return out

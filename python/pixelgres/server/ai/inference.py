@@ -1,0 +1,82 @@
+"""Local embedding models without PostgreSQL: load from a directory, embed a list of inputs.
+
+The one implementation that both a backend (in-process) and the shared model server
+(model_server.py, which every backend of a cluster can call) run, so the two give the same
+vectors. No plpy here: a backend resolves model names to directories and decodes media
+first, then hands over plain values — texts, or images as (width, height, RGB bytes).
+"""
+from __future__ import annotations
+
+import os
+
+KINDS = ("clip_image", "clip_text", "sentence_transformer")
+
+
+def offline(threads: int) -> None:
+    """Never reach a model hub; OpenMP threads that sleep when idle; bounded torch threads."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def family(kind: str) -> str:
+    """Which loaded model serves ``kind``: CLIP's two towers are one model."""
+    return "clip" if kind.startswith("clip_") else kind
+
+
+def load(kind: str, path: str):
+    if family(kind) == "clip":
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        model = transformers.CLIPModel.from_pretrained(path, local_files_only=True).eval()
+        return model, transformers.CLIPProcessor.from_pretrained(path, local_files_only=True)
+    if kind == "sentence_transformer":
+        import sentence_transformers
+
+        return sentence_transformers.SentenceTransformer(path, device="cpu", local_files_only=True)
+    raise ValueError(f"no local model kind {kind!r}")
+
+
+def image_side(model) -> int:
+    """The square side CLIP's vision tower takes (images are decoded near it)."""
+    return int(getattr(model[0].config.vision_config, "image_size", 224))
+
+
+def dims(kind: str, model) -> int:
+    if family(kind) == "clip":
+        return int(model[0].config.projection_dim)
+    return int(model.get_sentence_embedding_dimension())
+
+
+def _features(out):
+    """get_*_features: a tensor (transformers 4), or an output whose pooler_output is it (5)."""
+    return out.pooler_output if hasattr(out, "pooler_output") else out
+
+
+def embed(kind: str, model, inputs: list) -> list:
+    """Unit vectors (lists of floats), one per input, in order."""
+    import torch
+
+    with torch.inference_mode():
+        if kind == "sentence_transformer":
+            return model.encode(inputs, normalize_embeddings=True, show_progress_bar=False,
+                                convert_to_numpy=True).tolist()
+        clip, processor = model
+        if kind == "clip_image":
+            from PIL import Image
+
+            ims = [x if isinstance(x, Image.Image) else Image.frombytes("RGB", (x[0], x[1]), x[2]) for x in inputs]
+            pixels = processor(images=ims, return_tensors="pt")["pixel_values"]
+            vecs = _features(clip.get_image_features(pixel_values=pixels))
+        elif kind == "clip_text":
+            limit = int(getattr(clip.config.text_config, "max_position_embeddings", 77))
+            t = processor.tokenizer(inputs, padding=True, truncation=True, max_length=limit, return_tensors="pt")
+            vecs = _features(clip.get_text_features(input_ids=t["input_ids"], attention_mask=t["attention_mask"]))
+        else:
+            raise ValueError(f"no local model kind {kind!r}")
+        return torch.nn.functional.normalize(vecs, dim=-1).tolist()
