@@ -1,4 +1,4 @@
-"""``pixelgres up | down | status | psql | demo | worker | models | allow-host | model-server``: the embedded default cluster.
+"""``pixelgres up | down | status | psql | demo | worker | models | allow-host | model-server | role``: the embedded default cluster.
 
 State lives under $PIXELGRES_HOME (default ~/.local/share/pixelgres). ``up`` creates and
 starts the cluster, creates database ``pixelgres`` with the extension and prints its DSN.
@@ -15,6 +15,14 @@ from .cluster import embedded_cluster
 def cmd_up(args) -> int:
     c = embedded_cluster().start()
     dsn = c.ensure_database()
+    if args.listen is not None:
+        if args.listen in ("*", "0.0.0.0", "::"):
+            print("warning: listening on every interface; only roles with passwords (SCRAM) can log in over TCP",
+                  file=sys.stderr)
+        c.listen(args.listen)
+        if args.listen:
+            print(f"listening on {args.listen}:{c.port} (scram-sha-256); 'pixelgres role add NAME --reader' "
+                  "makes a login", file=sys.stderr)
     print(dsn)
     base = os.environ.get("OPENAI_BASE_URL")
     if base:  # a local OpenAI-compatible server (vLLM, Ollama, llama.cpp...): its owner may reach it
@@ -141,10 +149,45 @@ def cmd_model_server(args) -> int:
         point(None)
 
 
+def cmd_role(args) -> int:
+    import psycopg
+
+    from . import roles_cli
+
+    c = embedded_cluster().start()
+    dsn = c.ensure_database()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            if args.action == "add":
+                password = roles_cli.add(conn, args.name, args.level)
+                listen = conn.execute("SELECT current_setting('listen_addresses')").fetchone()[0]
+                host = args.host or ("127.0.0.1" if listen in ("", "*", "0.0.0.0", "localhost") else listen.split(",")[0])
+                print(f"role {args.name} ({roles_cli.LEVELS[args.level]}); its password is shown only now")
+                for kind, s in roles_cli.connection_strings(args.name, password, host, c.port, "pixelgres").items():
+                    print(f"  {kind:<10} {s}")
+                if not listen:
+                    print("the cluster listens on its socket only: 'pixelgres up --listen 127.0.0.1' opens TCP",
+                          file=sys.stderr)
+            elif args.action == "list":
+                for name, roles, has_password in roles_cli.listing(conn):
+                    print(f"{name}\t{roles}\t{'password' if has_password else 'no password'}")
+            else:
+                roles_cli.drop(conn, args.name)
+                print(f"dropped {args.name}")
+    except (ValueError, psycopg.Error) as e:
+        print(f"pixelgres role: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pixelgres", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="create/start the embedded cluster and print its DSN").set_defaults(f=cmd_up)
+    u = sub.add_parser("up", help="create/start the embedded cluster and print its DSN")
+    u.add_argument("--listen", metavar="ADDRESS", help="also accept TCP connections on this address (127.0.0.1; "
+                                                       "* for every interface), scram-sha-256 passwords only; "
+                                                       "'' for the socket only")
+    u.set_defaults(f=cmd_up)
     sub.add_parser("down", help="stop the embedded cluster").set_defaults(f=cmd_down)
     sub.add_parser("status", help="is the embedded cluster running?").set_defaults(f=cmd_status)
     p = sub.add_parser("psql", help="psql into the embedded cluster")
@@ -173,6 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--replace", action="store_true")
     msub.add_parser("list", help="models in pixelgres.model_dir")
     m.set_defaults(f=cmd_models)
+    r = sub.add_parser("role", help="login roles for BI tools and SQL clients (passwords, pxt_* privileges)")
+    rsub = r.add_subparsers(dest="action", required=True)
+    ra = rsub.add_parser("add", help="create a login role with a generated password; print connection strings")
+    ra.add_argument("name")
+    lv = ra.add_mutually_exclusive_group(required=True)
+    for level in ("reader", "user", "admin"):
+        lv.add_argument(f"--{level}", dest="level", action="store_const", const=level)
+    ra.add_argument("--host", help="host name to put in the connection strings")
+    rsub.add_parser("list", help="login roles with a pxt_* role")
+    rd = rsub.add_parser("drop", help="drop a login role made by 'role add'")
+    rd.add_argument("name")
+    r.set_defaults(f=cmd_role)
     ms = sub.add_parser("model-server", help="run the cluster's shared model server: one copy of each local "
                                              "model for every connection, requests batched across them")
     ms.add_argument("--threads", type=int, help="torch threads (default: all cores)")

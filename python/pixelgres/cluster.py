@@ -42,6 +42,10 @@ def server_python() -> str:
     return f"/usr/bin/python{m.group(1)}" if m else "python3"
 
 
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,6 +176,44 @@ class Cluster:
         if self.runtime:
             shutil.rmtree(self.runtime, ignore_errors=True)
         shutil.rmtree(self.home, ignore_errors=True)
+
+    def listen(self, address: str) -> None:
+        """Accept TCP connections on ``address`` (a host or IP; '' for the socket only) with
+        scram-sha-256 passwords, never trust; the socket keeps trust for the cluster's owner.
+        Restarts the server when the address changes (listen_addresses needs it)."""
+        import ipaddress
+
+        if address not in ("", "localhost", "*"):
+            try:
+                address = str(ipaddress.ip_address(address))
+            except ValueError:
+                raise ValueError(f"--listen takes an IP address, 'localhost' or '*', not {address!r}") from None
+        hba = self.datadir / "pg_hba.conf"
+        lines = ["# pixelgres: the owner over the 0700 socket; passwords (SCRAM) over TCP",
+                 "local all all trust"]
+        if address:
+            nets = ["0.0.0.0/0", "::/0"] if address in ("0.0.0.0", "*", "::") else ["127.0.0.1/32", "::1/128"] \
+                if address in ("127.0.0.1", "localhost", "::1") else [f"{address}/32" if ":" not in address
+                                                                        else f"{address}/128"]
+            lines += [f"host all all {n} scram-sha-256" for n in nets]
+        tmp = hba.with_suffix(".new")
+        tmp.write_text("\n".join(lines) + "\n")
+        self._own(tmp)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, hba)
+        import psycopg
+
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            now = conn.execute("SELECT current_setting('listen_addresses')").fetchone()[0]
+            conn.execute("ALTER SYSTEM SET password_encryption = 'scram-sha-256'")
+            conn.execute("ALTER SYSTEM SET listen_addresses = %s" % _literal(address or ""))
+            conn.execute("SELECT pg_reload_conf()")  # pg_hba.conf and password_encryption
+        if now != (address or ""):
+            self._run(pg_bindir() / "pg_ctl", "-D", self.datadir, "-l", self.logfile, "-m", "fast", "-w", "-t", "60",
+                      "restart")
+
+    def tcp_dsn(self, user: str, dbname: str = "pixelgres", host: str = "127.0.0.1") -> str:
+        return f"host={host} port={self.port} user={user} dbname={dbname}"
 
     @property
     def model_socket(self) -> Path:

@@ -87,3 +87,5 @@ def iterator_storage(name: str) -> int | None:
 def ensure_schema(schema: str) -> None:
     if one("SELECT to_regnamespace(quote_ident($1)) IS NULL AS missing", schema)["missing"]:
         plpy.execute(SQL("CREATE SCHEMA {}").format(Identifier(schema)).as_string())
+        # readers are granted SELECT on each managed table; they must reach the schema too
+        plpy.execute(SQL("GRANT USAGE ON SCHEMA {} TO pxt_reader").format(Identifier(schema)).as_string())
