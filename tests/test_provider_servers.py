@@ -7,6 +7,7 @@ raised as the SDK's own error type.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import base64
 import io
 import json
@@ -40,7 +41,7 @@ def b64(data: bytes) -> str:
 # -- Anthropic ---------------------------------------------------------------------------------
 @pytest.fixture
 def claude(s):
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = importlib.import_module("anthropic")
     with anthropic.Anthropic(base_url=s.base, api_key="k", max_retries=0) as c:
         yield c
 
@@ -65,14 +66,14 @@ def test_anthropic_refuses_a_request_without_max_tokens(s):
 
 
 def test_anthropic_checks_the_media_type_against_the_bytes(s, claude, jpeg):
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = importlib.import_module("anthropic")
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(jpeg)}}
     with pytest.raises(anthropic.BadRequestError, match="declared image/png but the bytes are image/jpeg"):
         claude.messages.create(model="claude-x", max_tokens=5, messages=[{"role": "user", "content": [image]}])
 
 
 def test_anthropic_rate_limit_then_success(s, claude):
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = importlib.import_module("anthropic")
     s.fail(429, times=1, path="/v1/messages", message="slow down")
     with pytest.raises(anthropic.RateLimitError) as e:
         claude.messages.create(model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
@@ -84,7 +85,7 @@ def test_anthropic_rate_limit_then_success(s, claude):
 # -- Gemini ------------------------------------------------------------------------------------
 @pytest.fixture
 def gemini(s):
-    genai = pytest.importorskip("google.genai")
+    genai = importlib.import_module("google.genai")
     with genai.Client(api_key="k", http_options=genai.types.HttpOptions(base_url=s.base)) as c:
         yield c
 
@@ -135,7 +136,7 @@ def test_gemini_resource_exhausted_then_success(s, gemini):
 # -- Ollama ------------------------------------------------------------------------------------
 @pytest.fixture
 def llama(s):
-    ollama = pytest.importorskip("ollama")
+    ollama = importlib.import_module("ollama")
     with ollama.Client(host=s.base) as c:
         yield c
 
@@ -169,7 +170,7 @@ def test_ollama_rate_limit_then_success(s, llama):
 # -- Bedrock -----------------------------------------------------------------------------------
 @pytest.fixture
 def bedrock(s):
-    boto3 = pytest.importorskip("boto3")
+    boto3 = importlib.import_module("boto3")
     from botocore.config import Config
 
     # max_attempts counts retries (1 = two tries): total_max_attempts=1 lets a fault through
@@ -218,7 +219,7 @@ def test_bedrock_throttling_then_success(s, bedrock):
 @pytest.fixture
 def mistral(s):
     """run(f): await f(client) in a fresh event loop with a client that is closed after."""
-    client = pytest.importorskip("mistralai.client")
+    client = importlib.import_module("mistralai.client")
 
     def run(f):
         async def go():
@@ -258,7 +259,7 @@ def test_mistral_rate_limit_then_success(s, mistral):
 
 # -- OpenAI, and what is not served ------------------------------------------------------------
 def test_openai_routes_are_served_too(s):
-    openai = pytest.importorskip("openai")
+    openai = importlib.import_module("openai")
     with openai.OpenAI(base_url=s.base + "/v1", api_key="k", max_retries=0) as c:
         r = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
         assert r.choices[0].message.content == "Echo: hi"

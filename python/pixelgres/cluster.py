@@ -8,6 +8,7 @@ live where that user can reach them (``runtime``), which may differ from ``home`
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -241,10 +242,8 @@ class Cluster:
     @staticmethod
     def stop_model_server(proc: subprocess.Popen) -> None:
         """Stop a server start_model_server started (signal the server itself, not runuser)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it has stopped already
             os.kill(proc.server_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         proc.wait()
 
     def ensure_database(self, dbname: str = "pixelgres", settings: dict[str, str] | None = None) -> str:

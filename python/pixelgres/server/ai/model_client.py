@@ -7,6 +7,7 @@ seconds, and on one the connection is dropped (the server discards the answer).
 """
 from __future__ import annotations
 
+import contextlib
 from multiprocessing.connection import Client
 
 import plpy
@@ -49,10 +50,8 @@ def _connect(path: str):
 def _drop(path: str) -> None:
     c = _CONN.pop(path, None)
     if c is not None:
-        try:
+        with contextlib.suppress(OSError):  # already broken: nothing left to close
             c.close()
-        except OSError:
-            pass
 
 
 def request(msg: tuple) -> dict:
