@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import plpy
 
-from . import remote
+from . import model_client, remote
 from .remote import RemoteError, canon, digest
 
 
@@ -195,22 +195,9 @@ def chats(api: API, ep, items: list, out: list, concurrency: int) -> None:
             todo.append(c)
     if not todo:
         return
-    runner = remote.Runner(ep, concurrency, api.classify)
     limits = remote.rate_limits({c.model for c in todo})
-    send = api.chat_sender(ep)
-
-    async def one(c: Chat):
-        lim = remote.limiter(ep, c.model, limits)
-        r = await runner.request(lim, lambda: send(c.model, c.input, c.opts, c.timeout), c.tokens, c.timeout,
-                                 c.retries)
-        if not isinstance(r, BaseException):
-            wrong = api.check_chat(r)
-            if wrong:
-                return ep.provider.error(f"{wrong}: {canon(r)[:300]}")
-            lim.settle(c.tokens, api.chat_tokens(r))
-        return r
-
-    results = remote.scrubbed(ep, runner.run([one(c) for c in todo]))
+    jobs = [(c.model, c.input, c.opts, c.tokens, c.timeout, c.retries) for c in todo]
+    results = remote.scrubbed(ep, send(api, ep, "chat", jobs, limits, concurrency))
     fresh = []
     for c, r in zip(todo, results):
         r = r if isinstance(r, BaseException) else canon(r)
@@ -219,6 +206,57 @@ def chats(api: API, ep, items: list, out: list, concurrency: int) -> None:
         if not isinstance(r, BaseException) and any(d.use_cache for d in [c] + c.same):
             fresh.append((c.key, api.chat_func, c.model, canon({"endpoint": ep.url, **c.opts}), c.input_hash, r))
     remote.cache_put(fresh)
+
+
+def send(api: API, ep, kind: str, jobs: list, limits: dict, concurrency: int) -> list:
+    """The result (or error) of each job: in this backend, or in the model server when
+    ``pixelgres.model_server`` is set, so that a fresh connection imports no provider client
+    and every backend shares one set of rate limits and kept connections."""
+    if model_client.configured():
+        return model_client.remote(api, ep, kind, jobs, limits, concurrency)
+    runner = remote.Runner(ep, concurrency, api.classify)
+    return runner.run(requests(api, ep, runner, kind, jobs, limits))
+
+
+def requests(api: API, ep, runner, kind: str, jobs: list, limits: dict) -> list:
+    """One coroutine per job. chat jobs: (model, input, opts, tokens, timeout, retries);
+    embed jobs: (model, opts, timeout, retries, texts), one multi-input request each."""
+    if kind == "chat":
+        send_chat = api.chat_sender(ep)
+
+        async def one(model, input, opts, tokens, timeout, retries):
+            lim = remote.limiter(ep, model, limits)
+            r = await runner.request(lim, lambda: send_chat(model, input, opts, timeout), tokens, timeout, retries)
+            if not isinstance(r, BaseException):
+                wrong = api.check_chat(r)
+                if wrong:
+                    return ep.provider.error(f"{wrong}: {canon(r)[:300]}")
+                lim.settle(tokens, api.chat_tokens(r))
+            return r
+        return [one(*j) for j in jobs]
+    if kind != "embed":
+        raise ValueError(f"unknown kind of request {kind!r}")
+    send_embed = api.embed_sender(ep)
+
+    async def embed(model, opts, timeout, retries, texts: list, lim) -> list:
+        tokens = sum(len(x) for x in texts) / 4
+        res = await runner.request(lim, lambda: send_embed(model, texts, opts, timeout), tokens, timeout, retries)
+        if isinstance(res, RemoteError):
+            if len(texts) > 1 and res.status in (400, 413, 422):
+                half = len(texts) // 2
+                a, b = await asyncio.gather(embed(model, opts, timeout, retries, texts[:half], lim),
+                                            embed(model, opts, timeout, retries, texts[half:], lim))
+                return a + b
+            return [res] * len(texts)
+        if isinstance(res, BaseException):
+            return [res] * len(texts)
+        try:
+            vecs = api.vectors(res, len(texts))
+        except RemoteError as e:  # in the endpoint's own name (GroqError, not OpenAIError)
+            return [ep.provider.error(str(e), e.status)] * len(texts)
+        lim.settle(tokens, api.embed_tokens(res))
+        return vecs
+    return [embed(*j, remote.limiter(ep, j[0], limits)) for j in jobs]
 
 
 def _pack(v) -> str:
@@ -255,32 +293,9 @@ def embeddings(api: API, ep, items: list, out: list, concurrency: int) -> None:
             chunks.append(chunk)
     if not chunks:
         return
-    runner = remote.Runner(ep, concurrency, api.classify)
     limits = remote.rate_limits({c[0].model for c in chunks})
-    send = api.embed_sender(ep)
-
-    async def embed(members: list, lim) -> list:
-        head = members[0]
-        texts = [m.text for m in members]
-        tokens = sum(len(x) for x in texts) / 4
-        res = await runner.request(lim, lambda: send(head.model, texts, head.opts, head.timeout), tokens,
-                                   head.timeout, head.retries)
-        if isinstance(res, RemoteError):
-            if len(members) > 1 and res.status in (400, 413, 422):
-                half = len(members) // 2
-                a, b = await asyncio.gather(embed(members[:half], lim), embed(members[half:], lim))
-                return a + b
-            return [res] * len(members)
-        if isinstance(res, BaseException):
-            return [res] * len(members)
-        try:
-            vecs = api.vectors(res, len(members))
-        except RemoteError as e:  # in the endpoint's own name (GroqError, not OpenAIError)
-            return [ep.provider.error(str(e), e.status)] * len(members)
-        lim.settle(tokens, api.embed_tokens(res))
-        return vecs
-
-    results = runner.run([embed(c, remote.limiter(ep, c[0].model, limits)) for c in chunks])
+    jobs = [(c[0].model, c[0].opts, c[0].timeout, c[0].retries, [t.text for t in c]) for c in chunks]
+    results = send(api, ep, "embed", jobs, limits, concurrency)
     fresh = []
     for members, res in zip(chunks, results):
         if isinstance(res, BaseException):

@@ -1,15 +1,18 @@
-"""Local embedding models without PostgreSQL: load from a directory, embed a list of inputs.
+"""Local models without PostgreSQL: load from a directory, run on a list of inputs.
 
 The one implementation that both a backend (in-process) and the shared model server
 (model_server.py, which every backend of a cluster can call) run, so the two give the same
 vectors. No plpy here: a backend resolves model names to directories and decodes media
-first, then hands over plain values — texts, or images as (width, height, RGB bytes).
+first, then hands over plain values — texts, images as (width, height, RGB bytes), audio as
+float32 samples. Embeddings are here; detection, captions and speech are hf_tasks'.
 """
 from __future__ import annotations
 
 import os
 
-KINDS = ("clip_image", "clip_text", "sentence_transformer")
+EMBEDDINGS = ("clip_image", "clip_text", "sentence_transformer")
+TASKS = ("detect", "caption", "transcribe")  # hf_tasks; their options go with the inputs
+KINDS = EMBEDDINGS + TASKS
 
 
 def offline(threads: int) -> None:
@@ -39,6 +42,10 @@ def load(kind: str, path: str):
         import sentence_transformers
 
         return sentence_transformers.SentenceTransformer(path, device="cpu", local_files_only=True)
+    if kind in TASKS:
+        from . import hf_tasks
+
+        return hf_tasks.load(kind, path)
     raise ValueError(f"no local model kind {kind!r}")
 
 
@@ -58,6 +65,26 @@ def _features(out):
     return out.pooler_output if hasattr(out, "pooler_output") else out
 
 
+def _image(x):
+    from PIL import Image
+
+    return x if isinstance(x, Image.Image) else Image.frombytes("RGB", (x[0], x[1]), x[2])
+
+
+def run_task(kind: str, model, inputs: list, opts: dict) -> list:
+    """hf_tasks' ``kind`` on a loaded (model, processor): one result per input."""
+    from . import hf_tasks
+
+    m, processor = model
+    if kind == "detect":
+        return hf_tasks.detect(m, processor, [_image(x) for x in inputs], **opts)
+    if kind == "caption":
+        return hf_tasks.caption(m, processor, [_image(x) for x in inputs], **opts)
+    if kind == "transcribe":
+        return hf_tasks.transcribe(m, processor, inputs, **opts)
+    raise ValueError(f"no local model task {kind!r}")
+
+
 def embed(kind: str, model, inputs: list) -> list:
     """Unit vectors (lists of floats), one per input, in order."""
     import torch
@@ -68,10 +95,7 @@ def embed(kind: str, model, inputs: list) -> list:
                                 convert_to_numpy=True).tolist()
         clip, processor = model
         if kind == "clip_image":
-            from PIL import Image
-
-            ims = [x if isinstance(x, Image.Image) else Image.frombytes("RGB", (x[0], x[1]), x[2]) for x in inputs]
-            pixels = processor(images=ims, return_tensors="pt")["pixel_values"]
+            pixels = processor(images=[_image(x) for x in inputs], return_tensors="pt")["pixel_values"]
             vecs = _features(clip.get_image_features(pixel_values=pixels))
         elif kind == "clip_text":
             limit = int(getattr(clip.config.text_config, "max_position_embeddings", 77))

@@ -1,7 +1,8 @@
 """A backend's side of the shared model server (model_server.py): ``pixelgres.model_server``.
 
 When the setting names the server's socket, local embedding models run there, loaded once
-for the whole cluster, and this backend never imports torch. One connection per backend,
+for the whole cluster, and this backend never imports torch; remote API requests go there
+too (calls.send), so it never imports a provider's client either. One connection per backend,
 kept; while a request is out, a cancel or statement_timeout is checked every INTERRUPT_CHECK
 seconds, and on one the connection is dropped (the server discards the answer).
 """
@@ -78,5 +79,19 @@ def embed(kind: str, path: str, inputs: list) -> tuple[list, int]:
     return reply["vectors"], reply["dims"]
 
 
+def task(kind: str, path: str, inputs: list, opts: dict) -> list:
+    """Results of detection, captions or speech (inference.TASKS) on ``inputs`` by the model in ``path``."""
+    return request(("task", kind, path, inputs, opts))["results"]
+
+
 def stats() -> dict:
     return request(("stats",))
+
+
+def remote(api, ep, kind: str, jobs: list, limits: dict, concurrency: int) -> list:
+    """calls.send's jobs run by the server: the endpoint (key included) travels over the
+    owner-only socket; results and errors come back as plain data."""
+    from .remote import result_from_wire  # only remote calls need it (asyncio and the media stack)
+
+    reply = request(("remote", type(api).__module__, kind, ep.wire(), jobs, limits, concurrency))
+    return [result_from_wire(ep, w) for w in reply["results"]]

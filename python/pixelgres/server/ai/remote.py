@@ -9,7 +9,9 @@ statement_timeout) seen while waiting, and the per-role result cache ``pxt.ai_ca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import importlib
 import json
 import os
 import urllib.parse
@@ -102,6 +104,50 @@ class Endpoint:
         if self.key and len(self.key) >= 4:
             text = text.replace(self.key, "[api key]")
         return text
+
+    def wire(self) -> dict:
+        """What the model server needs to call this endpoint (model_client -> model_server)."""
+        p = self.provider
+        return {"cls": (type(self).__module__, type(self).__qualname__),
+                "provider": {f.name: getattr(p, f.name) for f in dataclasses.fields(p) if f.name != "error"},
+                "error": p.error.__name__, "attrs": {k: v for k, v in vars(self).items() if k != "provider"}}
+
+
+def endpoint_from_wire(w: dict) -> Endpoint:
+    """The model server's copy of an endpoint a backend resolved (Endpoint.wire)."""
+    module, name = w["cls"]
+    if not (module == __name__ or module.startswith(__package__ + ".")):
+        raise ValueError(f"not an endpoint class: {module}.{name}")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Endpoint)):
+        raise ValueError(f"not an endpoint class: {module}.{name}")
+    ep = cls.__new__(cls)
+    ep.__dict__.update(w["attrs"])
+    ep.provider = Provider(**w["provider"], error=error_class(w["error"]))
+    return ep
+
+
+def result_wire(r):
+    """A result or error as plain data: exception classes made at run time do not pickle."""
+    if isinstance(r, BaseException):
+        return ("error", type(r).__name__, str(r), getattr(r, "status", None))
+    if isinstance(r, list) and any(isinstance(x, BaseException) for x in r):
+        return ("list", [result_wire(x) for x in r])
+    return ("ok", r)
+
+
+def result_from_wire(ep: Endpoint, w):
+    """``result_wire``'s value back, errors in the endpoint's own class where it is theirs."""
+    if w[0] == "ok":
+        return w[1]
+    if w[0] == "list":
+        return [result_from_wire(ep, x) for x in w[1]]
+    _, name, message, status = w
+    if name == "ValueError":
+        return ValueError(message)
+    if name == ep.provider.error.__name__:
+        return ep.provider.error(message, status)
+    return error_class(name)(message, status)
 
 
 def check_url(p: Provider, url: str, what: str) -> urllib.parse.ParseResult:
@@ -341,23 +387,26 @@ class Runner:
         self.max_in_flight = 0
 
     def run(self, coros: list) -> list:
-        """Run coroutines (each returns its result or an exception) to completion."""
+        """Run coroutines (each returns its result or an exception) to completion, in a backend."""
         if not coros:
             return []
         lp = loop()
         try:
-            return lp.run_until_complete(self._all(coros))
+            return lp.run_until_complete(self.gather(coros, self._watch()))
         except QueryCanceled:
             raise
         except BaseException:
             reset_loop()
             raise
 
-    async def _all(self, coros: list) -> list:
+    async def gather(self, coros: list, watch=None) -> list:
+        """The coroutines' results; ``watch`` (a coroutine) ends them all early by raising.
+        The model server runs this on its own loop, without a watch: a canceled backend
+        drops its connection, and the server cancels the task."""
         self.sem = asyncio.Semaphore(self.concurrency)
         tasks = [asyncio.ensure_future(c) for c in coros]
         everything = asyncio.gather(*tasks, return_exceptions=True)
-        watch = asyncio.ensure_future(self._watch())
+        watch = asyncio.ensure_future(watch if watch is not None else asyncio.Event().wait())
         try:
             await asyncio.wait({everything, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
