@@ -10,7 +10,8 @@ setup:
 demo: setup
 	@$(VENV)/bin/pixelgres demo
 
-test: setup
+test:
+	@scripts/setup.sh --test
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # install the extension into the detected PostgreSQL (what `setup` does last)

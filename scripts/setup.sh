@@ -6,6 +6,8 @@
 #      against, into a private versioned directory /usr/local/lib/pixelgres/<version>;
 #   4. the client venv (.venv) with the package and its test extras;
 #   5. the extension itself (make -C extension install).
+# With --test (make test) step 1 also installs what only the tests use: Debian's JDBC driver
+# (a real JDBC client in tests/test_bi_access.py) and Chromium (notebook output in a browser).
 # Each step is skipped when a stamp says it is current, so a second run takes seconds.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +21,9 @@ export DEBIAN_FRONTEND=noninteractive
 # --- 1. Debian packages --------------------------------------------------------------
 eval "$(scripts/pgenv.sh)"
 want="postgresql-$PG_MAJOR postgresql-plpython3-$PG_MAJOR postgresql-server-dev-$PG_MAJOR python3-pip python3-venv make gcc rsync"
+if [ "${1:-}" = "--test" ]; then
+  want="$want libpostgresql-jdbc-java default-jre-headless chromium"
+fi
 missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -3,6 +3,8 @@ CLI (``pixelgres up --listen``, ``pixelgres role add | list | drop``), on a thro
 cluster of its own (listen_addresses needs a restart, which the shared test cluster must not see).
 """
 import re
+import subprocess
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -84,3 +86,64 @@ def test_hostile_names_and_addresses_are_refused(home, capsys):
     assert rc == 1 and "not a login role made by" in err
     with pytest.raises(ValueError, match="IP address"):
         embedded_cluster().listen("127.0.0.1/0; host all all 0.0.0.0/0 trust")
+
+
+JDBC_JAR = Path("/usr/share/java/postgresql.jar")  # Debian's libpostgresql-jdbc-java (make test installs it)
+PROBE = Path(__file__).parent / "jdbc" / "Probe.java"
+
+
+def test_a_jdbc_client_reads_a_table_with_the_printed_url(home, capsys):
+    assert JDBC_JAR.exists(), f"{JDBC_JAR} is missing: `make test` installs Debian's libpostgresql-jdbc-java"
+    run(capsys, "up", "--listen", "127.0.0.1")
+    with psycopg.connect(embedded_cluster().dsn(), autocommit=True) as admin:
+        admin.execute("""SELECT pxt.create_table('ml.jdbc', '{"name": "string", "n": "int"}')""")
+        admin.execute("INSERT INTO ml.jdbc (name, n) VALUES ('one', 1), ('two', 2)")
+    rc, out, _ = run(capsys, "role", "add", "jdbc_reader", "--reader")
+    assert rc == 0
+    url = dict(re.findall(r"^\s+(\S+)\s+(\S+)$", out, re.M))["JDBC"]
+    try:
+        p = subprocess.run(["java", "-cp", str(JDBC_JAR), str(PROBE), url, "SELECT name, n FROM ml.jdbc ORDER BY n"],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        lines = [line.split("\t") for line in p.stdout.splitlines()]
+        assert [x for x in lines if x[0] == "column"] == [["column", "name", "text"], ["column", "n", "int8"]]
+        assert [x[1:] for x in lines if x[0] == "row"] == [["one", "1"], ["two", "2"]]
+        p = subprocess.run(["java", "-cp", str(JDBC_JAR), str(PROBE), url.replace("password=", "password=wrong"),
+                            "SELECT 1"], capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and "password authentication failed" in p.stderr
+    finally:
+        run(capsys, "role", "drop", "jdbc_reader")
+
+
+def test_sqlalchemy_reflects_media_and_vector_columns(home, capsys):
+    import warnings
+
+    import pandas as pd
+    import sqlalchemy
+    from pgvector.sqlalchemy import VECTOR
+
+    run(capsys, "up", "--listen", "127.0.0.1")
+    with psycopg.connect(embedded_cluster().dsn(), autocommit=True) as admin:
+        admin.execute("""SELECT pxt.create_table('ml.media', '{"name": "string", "image": "image", "video": "video",
+                                                                 "audio": "audio", "doc": "document"}')""")
+        admin.execute("SELECT pxt.add_computed_column('ml.media', 'emb', $$'[1,2,3]'::vector(3)$$)")
+        admin.execute("INSERT INTO ml.media (name) VALUES ('one')")
+    rc, out, _ = run(capsys, "role", "add", "sa_reader", "--reader")
+    url = dict(re.findall(r"^\s+(\S+)\s+(\S+)$", out, re.M))["SQLAlchemy"]
+    assert url.startswith("postgresql+psycopg://")
+    engine = sqlalchemy.create_engine(url.replace("postgresql+psycopg://", "postgresql+pixelgres://"))  # the entry point
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "Did not recognize type" would be a warning
+            cols = {c["name"]: c["type"] for c in sqlalchemy.inspect(engine).get_columns("media", schema="ml")}
+            frame = pd.read_sql_table("media", engine, schema="ml")
+        from pixelgres import sqlalchemy as pxsa
+
+        assert [type(cols[n]) for n in ("image", "video", "audio", "doc")] == [pxsa.Image, pxsa.Video, pxsa.Audio,
+                                                                               pxsa.Document]
+        assert isinstance(cols["emb"], VECTOR) and cols["emb"].dim == 3
+        assert str(cols["image"].compile(dialect=engine.dialect)) == "pxt.image"
+        assert frame.loc[0, "name"] == "one" and list(frame.loc[0, "emb"]) == [1.0, 2.0, 3.0]
+    finally:
+        engine.dispose()
+        run(capsys, "role", "drop", "sa_reader")

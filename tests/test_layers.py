@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parent.parent / "python" / "pixelgres"
 # every DDL statement writes a version; undoing one (revert) replays DDL, so it sits above.
 # Subpackages only group modules (their __init__ imports nothing), so only modules are placed.
 SERVER_LAYERS = [
-    ["core.clock", "core.errors", "core.deps", "core.spi", "core.batch"],
+    ["core.clock", "core.outside", "core.errors", "core.deps", "core.spi", "core.batch"],
     ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings"],  # pure SQL generation: no plpy, no database
     ["catalog"],
     ["tabular", "media.objects", "media.cache",  # Parquet/CSV rows, object stores, their local cache: no plpy
@@ -24,9 +24,9 @@ SERVER_LAYERS = [
     ["model_store", "versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
     ["iterators.views", "versioning.revert", "exports"],
-    ["ai.ratelimit", "ai.remote", "ai.messages", "ai.calls", "ai.openai_client", "ai.openai_fns",
-     "ai.providers.anthropic", "ai.providers.gemini", "ai.providers.mistral", "ai.providers.ollama", "ai.providers.bedrock",
-     "ai.inference", "ai.model_server", "ai.model_client", "ai.embedding_models", "ai.local_models", "ai.hf_tasks", "ai.clip", "ai.local_tasks", "ai.embedding_index"],
+    ["ai.ratelimit", "ai.remote", "ai.messages", "ai.hf_tasks", "ai.inference", "ai.model_client", "ai.calls", "ai.openai_client",
+     "ai.openai_fns", "ai.providers.anthropic", "ai.providers.gemini", "ai.providers.mistral", "ai.providers.ollama",
+     "ai.providers.bedrock", "ai.model_server", "ai.embedding_models", "ai.local_models", "ai.clip", "ai.local_tasks", "ai.embedding_index"],
     [""],  # pixelgres.server itself: the entry point SQL bodies call
 ]
 
