@@ -45,6 +45,8 @@ static char *model_dir;
 static int max_loaded_models;
 static int model_threads;
 static char *model_server;
+static char *media_url_base;
+static char *media_url_key_file;
 
 /* Hosted model providers: pixelgres.<name>_base_url and pixelgres.<name>_api_key (hidden from
  * SHOW ALL), set per session like pixelgres.openai_*.  OpenAI-compatible ones first. */
@@ -130,6 +132,12 @@ _PG_init(void)
 	DefineCustomStringVariable("pixelgres.model_server",
 		"Unix socket of the shared model server (pixelgres model-server); empty means local models run in each backend.",
 		NULL, &model_server, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.media_url_base",
+		"Base URL of the media server (pixelgres media-server) in the links pxt.media_url signs; empty means none runs.",
+		NULL, &media_url_base, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pixelgres.media_url_key_file",
+		"File with the key pxt.media_url signs links with, shared with the media server (readable by the server's OS user only).",
+		NULL, &media_url_key_file, "", PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pixelgres.openai_base_url",
 		"Base URL of the OpenAI-compatible API; empty means OPENAI_BASE_URL or api.openai.com.",
 		NULL, &openai_base_url, "", PGC_USERSET, 0, NULL, NULL, NULL);

@@ -147,3 +147,31 @@ def test_sqlalchemy_reflects_media_and_vector_columns(home, capsys):
     finally:
         engine.dispose()
         run(capsys, "role", "drop", "sa_reader")
+
+
+def test_media_server_cli_serves_the_links_the_cluster_signs(home, capsys):
+    import io
+    import os
+    import sys
+    import urllib.request
+
+    from PIL import Image
+
+    run(capsys, "up")
+    buf = io.BytesIO()
+    Image.new("RGB", (50, 40), (1, 2, 3)).save(buf, "PNG")
+    proc = subprocess.Popen([sys.executable, "-m", "pixelgres.cli", "media-server"], stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PIXELGRES_HOME": str(home)})
+    try:
+        line = proc.stderr.readline()  # printed once it listens and the settings are in place
+        base = re.search(r"media server (http://127\.0\.0\.1:\d+)", line).group(1)
+        with psycopg.connect(embedded_cluster().dsn(), autocommit=True) as c:
+            url = c.execute("SELECT pxt.media_url(pxt.image_from_bytes(%s))", (buf.getvalue(),)).fetchone()[0]
+        assert url.startswith(base + "/m/")
+        with urllib.request.urlopen(url) as r:
+            assert r.headers["Content-Type"] == "image/png" and Image.open(io.BytesIO(r.read())).size == (50, 40)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    with psycopg.connect(embedded_cluster().dsn(), autocommit=True) as c:  # stopped: its settings are gone
+        assert c.execute("SELECT current_setting('pixelgres.media_url_base')").fetchone()[0] == ""

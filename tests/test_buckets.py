@@ -480,3 +480,17 @@ def test_audio_and_documents_from_a_bucket(db, s3_server, buckets, tmp_path):
     assert len(requests(s3_server, "GET", "tone.wav")) == 1 and len(requests(s3_server, "GET", "notes.md")) == 1
     with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"column doc of ml.media.*not a readable PDF"):
         db.execute("INSERT INTO ml.media (doc) VALUES (%s)", (f"s3://{src}/d/fake.pdf",))
+
+
+def test_media_url_of_bucket_media_is_a_presigned_url_a_browser_can_open(db, s3_server, buckets):
+    import urllib.request
+
+    src, _ = buckets
+    s3_server.put_object(src, "shown/a.jpg", jpeg(size=(40, 30)))
+    url = db.execute("SELECT pxt.media_url(%s, interval '10 minutes')", (f"s3://{src}/shown/a.jpg",)).fetchone()[0]
+    assert url.startswith(s3_server.endpoint + f"/{src}/shown/a.jpg?") and "X-Amz-Signature=" in url
+    assert "X-Amz-Expires=600" in url and SECRET_KEY not in url
+    with urllib.request.urlopen(url) as r:  # no credentials: the signature is the permission
+        assert Image.open(io.BytesIO(r.read())).size == (40, 30)
+    with pytest.raises(psycopg.Error, match="allowed_buckets"):  # the allow-list holds for links too
+        db.execute("SELECT pxt.media_url('s3://elsewhere/x.jpg')")

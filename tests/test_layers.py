@@ -19,8 +19,8 @@ SERVER_LAYERS = [
     ["core.clock", "core.outside", "core.errors", "core.deps", "core.spi", "core.batch"],
     ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings"],  # pure SQL generation: no plpy, no database
     ["catalog"],
-    ["tabular", "media.objects", "media.cache",  # Parquet/CSV rows, object stores, their local cache: no plpy
-     "media.gucs", "media.uploads", "media.buckets", "media.store", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
+    ["tabular", "media.objects", "media.cache", "media.links",  # Parquet/CSV rows, object stores, their local cache: no plpy
+     "media.gucs", "media.uploads", "media.buckets", "media.store", "media.urls", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
     ["model_store", "versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables"],
     ["iterators.views", "versioning.revert", "exports"],

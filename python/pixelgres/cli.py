@@ -1,4 +1,4 @@
-"""``pixelgres up | down | status | psql | demo | worker | models | allow-host | model-server | role``: the embedded default cluster.
+"""``pixelgres up | down | status | psql | demo | worker | models | allow-host | model-server | media-server | role``: the embedded default cluster.
 
 State lives under $PIXELGRES_HOME (default ~/.local/share/pixelgres). ``up`` creates and
 starts the cluster, creates database ``pixelgres`` with the extension and prints its DSN.
@@ -6,7 +6,9 @@ starts the cluster, creates database ``pixelgres`` with the extension and prints
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 
 from .cluster import embedded_cluster
@@ -149,6 +151,52 @@ def cmd_model_server(args) -> int:
         point(None)
 
 
+def _set_system(c, settings: dict) -> None:
+    """ALTER SYSTEM SET (None: RESET) on the embedded cluster, then reload."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(c.dsn("postgres"), autocommit=True) as conn:
+        for name, value in settings.items():
+            ident = sql.Identifier(*name.split("."))
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(ident, sql.Literal(value)) if value is not None
+                         else sql.SQL("ALTER SYSTEM RESET {}").format(ident))
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def cmd_media_server(args) -> int:
+    """Serve the links pxt.media_url signs for local media, in the foreground (Ctrl-C stops it:
+    its links then stop working, and a restart signs with a new key)."""
+    from .media_server import make_server
+    from .server.media import links
+
+    c = embedded_cluster().start()
+    key_file = c.sockdir / "media-url.key"  # the server's OS user's 0700 directory
+    key = links.new_key_file(str(key_file))
+    if os.geteuid() == 0:  # backends read it as the cluster's OS user
+        st = os.stat(c.sockdir)
+        os.chown(key_file, st.st_uid, st.st_gid)
+    if args.listen in ("0.0.0.0", "::", "*"):
+        print(f"warning: the media server listens on every interface ({args.listen}); a link works for "
+              "whoever has it until it expires", file=sys.stderr)
+    server = make_server("0.0.0.0" if args.listen == "*" else args.listen, args.port, key)
+    host = args.listen if args.listen not in ("0.0.0.0", "::", "*") else "127.0.0.1"
+    base = (args.public_url or f"http://{'[' + host + ']' if ':' in host else host}:{server.server_port}").rstrip("/")
+    _set_system(c, {"pixelgres.media_url_base": base, "pixelgres.media_url_key_file": str(key_file)})
+    print(f"media server {base} (pixelgres.media_url_base); pxt.media_url signs links to it; Ctrl-C stops it",
+          file=sys.stderr, flush=True)
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)  # a service manager's stop: the same clean-up as Ctrl-C
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
+            server.serve_forever()
+    finally:
+        server.server_close()
+        _set_system(c, {"pixelgres.media_url_base": None, "pixelgres.media_url_key_file": None})
+    return 0
+
+
 def cmd_role(args) -> int:
     import psycopg
 
@@ -233,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     ms.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     ms.add_argument("--max-models", type=int, default=2, help="models kept loaded")
     ms.set_defaults(f=cmd_model_server)
+    md = sub.add_parser("media-server", help="serve the signed, expiring links pxt.media_url makes for local media")
+    md.add_argument("--listen", default="127.0.0.1", help="address to listen on (default 127.0.0.1; '*': every interface)")
+    md.add_argument("--port", type=int, default=0, help="port (default: any free one, printed)")
+    md.add_argument("--public-url", help="base URL the links use, when clients reach the server by another name")
+    md.set_defaults(f=cmd_media_server)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["psql"]:  # everything after "psql" is psql's
         return cmd_psql(argparse.Namespace(rest=argv[1:]))

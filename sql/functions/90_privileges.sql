@@ -24,7 +24,7 @@ BEGIN
              AND p.proname IN ('history', 'columns', 'errors', 'status', 'list_tables', 'table_kind', 'describe', 'list_dirs',
                                '_relation', 'at_version',
                                'rows_at_version', 'width', 'height', 'mode', 'format', 'image_info',
-                               'to_bytes', 'image_url', 'views', 'embedding_indexes', 'embedding_models',
+                               'to_bytes', 'image_url', 'media_url', 'views', 'embedding_indexes', 'embedding_models',
                                'search', 'embed', 'hybrid_search', '_clean_error', '_error_info') LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pxt_reader', f);
     END LOOP;
