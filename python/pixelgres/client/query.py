@@ -26,6 +26,9 @@ class _Order:
     asc: bool
 
 
+QUERY_ROWS = 20  # rows a Query shows in a notebook
+
+
 class Query:
     def __init__(self, table, *, select=None, where=None, group_by=(), order_by=(), limit=None, offset=None):
         self._table = table
@@ -208,6 +211,15 @@ class Query:
             return f"<pxt.Query {self.sql()}>"
         except Exception:
             return "<pxt.Query>"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the first rows (as ``show()``), under the query's SQL."""
+        from .display import rows_html
+
+        q = self if self._limit is not None and self._limit <= QUERY_ROWS else self.limit(QUERY_ROWS)
+        rs = q.collect()
+        more = "" if len(rs) < QUERY_ROWS or q is self else f" (first {QUERY_ROWS} rows)"
+        return rows_html(rs.columns, rs.types, rs.rows, rs._session, caption=self.sql() + more)
 
 
 class _RowId(Expr):

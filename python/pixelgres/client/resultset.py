@@ -2,17 +2,9 @@
 
 Iterating yields one dict per row (Pixeltable's shape); ``rs['col']`` is a column as a list,
 ``rs[i]`` a row. Media values stay references (paths, URLs, ``media://``); the notebook HTML
-shows images as inline thumbnails, which the server renders (``pxt.image_url(img, 128)``) for
-the rows shown, in one query.
+(display.py) shows them inline: thumbnails, poster frames, players.
 """
 from __future__ import annotations
-
-import html
-
-from . import types as T
-
-HTML_ROWS = 50
-THUMB = 128
 
 
 class ResultSet:
@@ -59,36 +51,10 @@ class ResultSet:
             lines.append(f"... ({len(self.rows)} rows)")
         return "\n".join(lines)
 
-    def _thumbnails(self, shown) -> dict:
-        refs = sorted({r[i] for r in shown for i, t in enumerate(self.types) if t == T.Image and r[i]})
-        if not refs or self._session is None:
-            return {}
-        try:
-            rows = self._session.fetchall(
-                "SELECT r, pxt.image_url(r::pxt.image, %s) FROM unnest(%s::text[]) r", (THUMB, refs))
-        except Exception:  # a broken reference must not break the table display
-            return {}
-        return dict(rows)
-
     def _repr_html_(self) -> str:
-        shown = self.rows[:HTML_ROWS]
-        thumbs = self._thumbnails(shown)
-        out = ['<table class="pixelgres-resultset"><thead><tr>']
-        out += [f"<th>{html.escape(c)}</th>" for c in self.columns]
-        out.append("</tr></thead><tbody>")
-        for r in shown:
-            out.append("<tr>")
-            for v, t in zip(r, self.types):
-                if t == T.Image and v in thumbs:
-                    out.append(f'<td><img src="{html.escape(thumbs[v], quote=True)}" title="{html.escape(str(v))}" '
-                               f'style="max-width:{THUMB}px;max-height:{THUMB}px"/></td>')
-                else:
-                    out.append(f"<td>{html.escape(_short(v, 200))}</td>")
-            out.append("</tr>")
-        out.append("</tbody></table>")
-        if len(self.rows) > HTML_ROWS:
-            out.append(f"<p>{len(self.rows)} rows, first {HTML_ROWS} shown</p>")
-        return "".join(out)
+        from .display import rows_html
+
+        return rows_html(self.columns, self.types, self.rows, self._session)
 
 
 def _short(v, n: int = 60) -> str:

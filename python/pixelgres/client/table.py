@@ -52,6 +52,19 @@ class Table:
                          for c in self._columns().values())
         return f"<pxt.Table {self._schema}.{self._name} [{self._kind}] {cols}>"
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the schema, computed expressions and the current version."""
+        from .display import table_html
+
+        version = None
+        try:
+            row = self._session.fetchone('SELECT version FROM pxt.list_tables() WHERE "schema" = %s AND relname = %s',
+                                         (self._schema, self._name))
+            version = row[0] if row else None
+        except Exception:  # an older extension, or no right to the catalog: the schema alone
+            version = None
+        return table_html(self._kind, f"{self._schema}.{self._name}", version, list(self._columns().values()))
+
     def _setup_statements(self) -> list:
         if self._version:
             return [("SELECT pxt.at_version(%s, %s)", self._version)]
