@@ -105,8 +105,13 @@ def test_progress_notices_carry_json(db):
     reports = [json.loads(detail)["pixelgres_progress"] for msg, detail in seen
                if msg.startswith("pixelgres: computing")]
     assert reports and reports[-1] == {"op": "recompute", "table": "prog", "columns": ["sq"], "done": 6000,
-                                       "total": 6000}
+                                       "total": 6000, "errors": 0}
     assert [r["done"] for r in reports] == sorted(r["done"] for r in reports)
+    seen.clear()  # errors so far: x % 1000 = 0 fails for 6 of the 6000 rows
+    db.execute("SELECT pxt.add_computed_column('prog', 'inv', '100 / (x % 1000)', on_error => 'ignore')")
+    reports = [json.loads(detail)["pixelgres_progress"] for msg, detail in seen if msg.startswith("pixelgres: computing")]
+    assert reports[-1]["errors"] == 6 and [r["errors"] for r in reports] == sorted(r["errors"] for r in reports)
+    assert any(msg.endswith("6000 of 6000 rows, 6 errors") for msg, _ in seen)
 
 
 def test_the_client_reads_no_system_catalog():

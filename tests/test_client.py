@@ -531,11 +531,12 @@ def test_backfill_progress_is_reported(px, monkeypatch):
     from pixelgres.client import progress
 
     seen = []
-    monkeypatch.setattr(progress.LazyBar, "update_to", lambda self, done, total: seen.append((done, total)))
+    monkeypatch.setattr(progress.LazyBar, "update_to",
+                        lambda self, done, total, errors=None: seen.append((done, total, errors)))
     t = pxt.create_table("prog", {"x": pxt.Int})
     px.execute("INSERT INTO prog (x) SELECT g FROM generate_series(1, 6000) g")
     st = t.add_computed_column(sq=t.x * t.x)
-    assert st.num_rows == 6000 and seen and seen[-1] == (6000, 6000)
+    assert st.num_rows == 6000 and seen and seen[-1] == (6000, 6000, 0)
 
 
 # --- PyTorch --------------------------------------------------------------------------------------------------

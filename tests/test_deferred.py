@@ -25,6 +25,22 @@ def test_deferred_cells_are_filled_by_process_pending(db):
     assert db.execute("SELECT count(*) FROM pxt.history('d') WHERE change_type = 'data'").fetchone()[0] == 2
 
 
+def test_process_pending_reports_progress_per_batch_with_errors(db):
+    import json
+
+    db.execute("SELECT pxt.create_table('pr', '{\"s\": \"string\"}')")
+    db.execute("SELECT pxt.add_computed_column('pr', 'p', 'pxt_test.batch_probe(s)', mode => 'deferred', "
+               "on_error => 'ignore')")
+    db.execute("INSERT INTO pr (s) SELECT CASE WHEN g = 6 THEN 'fail-me' ELSE 'r' || g END FROM generate_series(1, 11) g")
+    seen = []
+    db.add_notice_handler(lambda d: seen.append((d.message_primary, d.message_detail)))
+    db.execute("CALL pxt.process_pending('pr', batch_size => 4)")
+    reports = [json.loads(detail)["pixelgres_progress"] for msg, detail in seen if msg.startswith("pixelgres: computing")]
+    assert [(r["done"], r["total"], r["errors"]) for r in reports] == [(4, 11, 0), (8, 11, 1), (11, 11, 1)]
+    assert reports[0]["columns"] == ["p"] and reports[0]["table"] == "pr"
+    assert [m for m, _ in seen if "8 of 11 rows, 1 errors" in m]  # what psql shows
+
+
 def test_worker_cli_fills_pending(dsn):
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("SELECT pxt.create_table('w', '{\"s\": \"string\"}')")
@@ -34,6 +50,7 @@ def test_worker_cli_fills_pending(dsn):
                        capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     assert "processed 25 pending cells" in r.stdout
+    assert "computing" in r.stderr and "25/25" in r.stderr and "errors=0" in r.stderr  # the bar, fed by the server
     with psycopg.connect(dsn, autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM w WHERE p IS NOT NULL").fetchone()[0] == 25
 

@@ -75,18 +75,33 @@ def cmd_demo(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    """Fill deferred computed columns until stopped (or once with --once)."""
+    """Fill deferred computed columns until stopped (or once with --once), with a progress bar
+    per column fed by the server's progress reports (rows/s, errors so far)."""
     import time
 
     import psycopg
 
+    from .client.progress import LazyBar, parse
+
     dsn = args.dsn or os.environ.get("PIXELGRES_DSN") or embedded_cluster().start().ensure_database()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        done = []
-        conn.add_notice_handler(lambda d: done.append(d.message_primary))
+        done, bars = [], {}
+
+        def notice(d) -> None:
+            done.append(d.message_primary)
+            report = parse(d)
+            if report and report.get("op") == "process_pending" and report.get("columns"):
+                what = f"{report['table']}.{report['columns'][0]}"
+                if what not in bars:
+                    bars[what] = LazyBar(f"computing {what}", report["total"], unit="cells")
+                bars[what].update_to(report["done"], report["total"], report.get("errors"))
+        conn.add_notice_handler(notice)
         while True:
             done.clear()
             conn.execute("CALL pxt.process_pending(%s, %s)", (args.table, args.batch_size))
+            for bar in bars.values():
+                bar.close()
+            bars.clear()
             n = sum(int(m.split()[2]) for m in done if m.startswith("pixelgres: processed"))
             if n:
                 print(f"processed {n} pending cells", flush=True)

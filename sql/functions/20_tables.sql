@@ -78,12 +78,17 @@ LANGUAGE plpgsql AS $$
 DECLARE
     cols regclass[]; names name[];
     i integer; ids bigint[]; last_id bigint; total bigint := 0; batches integer := 0;
+    pending bigint; done bigint; errors bigint; n bigint; ahead bigint;
 BEGIN
     SELECT pg_catalog.array_agg(d.relid), pg_catalog.array_agg(d.name) INTO cols, names
         FROM pxt._deferred_columns(tbl) d;
     IF cols IS NULL THEN RETURN; END IF;
     FOR i IN 1 .. pg_catalog.array_length(cols, 1) LOOP
-        last_id := 0;
+        last_id := 0; done := 0; errors := 0;
+        -- what this sweep has ahead of it, for progress reports (rows added meanwhile are extra)
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s WHERE %I IS NULL '
+                                  'AND NOT coalesce(_pxt_errors OPERATOR(pg_catalog.?) %L, false)',
+                                  cols[i], names[i], names[i]) INTO pending;
         LOOP
             EXIT WHEN max_batches IS NOT NULL AND batches OPERATOR(pg_catalog.>=) max_batches;
             EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(_pxt_rowid ORDER BY _pxt_rowid) '
@@ -98,9 +103,22 @@ BEGIN
                                       cols[i], names[i], names[i])
                 USING ids;
             PERFORM pg_catalog.set_config('pixelgres.recompute', '', true);
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s WHERE _pxt_rowid OPERATOR(pg_catalog.=) ANY($1) '
+                                      'AND coalesce(_pxt_errors OPERATOR(pg_catalog.?) %L, false)', cols[i], names[i])
+                USING ids INTO n;
+            errors := errors OPERATOR(pg_catalog.+) n;
+            done := done OPERATOR(pg_catalog.+) pg_catalog.array_length(ids, 1);
             total := total OPERATOR(pg_catalog.+) pg_catalog.array_length(ids, 1);
             last_id := ids[pg_catalog.array_length(ids, 1)];
             batches := batches OPERATOR(pg_catalog.+) 1;
+            ahead := CASE WHEN pending OPERATOR(pg_catalog.>) done THEN pending ELSE done END;
+            -- one report per batch: psql shows the message, clients (pixelgres worker, the
+            -- notebook's bar) read the DETAIL
+            RAISE NOTICE USING MESSAGE = pg_catalog.format('pixelgres: computing pending %s of %s: %s of %s rows, %s errors',
+                    names[i], cols[i], done, ahead, errors),
+                DETAIL = pg_catalog.jsonb_build_object('pixelgres_progress', pg_catalog.jsonb_build_object(
+                    'op', 'process_pending', 'table', cols[i]::pg_catalog.text, 'columns', ARRAY[names[i]],
+                    'done', done, 'total', ahead, 'errors', errors))::pg_catalog.text;
             COMMIT;
         END LOOP;
     END LOOP;
@@ -143,7 +161,7 @@ CREATE OR REPLACE FUNCTION pxt.recompute_columns(tbl text, columns text[], error
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     rel regclass := pxt._check_recompute(tbl, columns);
-    lo bigint; hi bigint; total bigint; done bigint := 0; n bigint;
+    lo bigint; hi bigint; total bigint; done bigint := 0; n bigint; errors bigint := 0;
     chunk constant bigint := 5000;
 BEGIN
     EXECUTE pg_catalog.format('SELECT pg_catalog.min(_pxt_rowid), pg_catalog.max(_pxt_rowid), pg_catalog.count(*) '
@@ -160,11 +178,16 @@ BEGIN
         done := done OPERATOR(pg_catalog.+) n;
         lo := lo OPERATOR(pg_catalog.+) chunk;
         IF total OPERATOR(pg_catalog.>) chunk THEN
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s WHERE _pxt_rowid OPERATOR(pg_catalog.>=) $1 '
+                                      'AND _pxt_rowid OPERATOR(pg_catalog.<) $2 AND _pxt_errors OPERATOR(pg_catalog.?|) $3', rel)
+                USING lo OPERATOR(pg_catalog.-) chunk, lo, columns INTO n;
+            errors := errors OPERATOR(pg_catalog.+) n;
             -- the DETAIL is the machine-readable form clients parse (docs: progress)
-            RAISE NOTICE USING MESSAGE = pg_catalog.format('pixelgres: computing %s of %s: %s of %s rows',
-                    pg_catalog.array_to_string(columns, ', '), rel, done, total),
+            RAISE NOTICE USING MESSAGE = pg_catalog.format('pixelgres: computing %s of %s: %s of %s rows, %s errors',
+                    pg_catalog.array_to_string(columns, ', '), rel, done, total, errors),
                 DETAIL = pg_catalog.jsonb_build_object('pixelgres_progress', pg_catalog.jsonb_build_object(
-                    'op', 'recompute', 'table', rel::pg_catalog.text, 'columns', columns, 'done', done, 'total', total))::pg_catalog.text;
+                    'op', 'recompute', 'table', rel::pg_catalog.text, 'columns', columns, 'done', done, 'total', total,
+                    'errors', errors))::pg_catalog.text;
         END IF;
     END LOOP;
     PERFORM pg_catalog.set_config('pixelgres.recompute', '', true);

@@ -2,7 +2,8 @@
 
 Backfills run in the server (one ``pxt.recompute_columns`` call); it reports progress as
 NOTICEs whose message is for people (``pixelgres: computing c of t: 5000 of 20000 rows``) and
-whose DETAIL is for programs: ``{"pixelgres_progress": {"op": ..., "done": N, "total": M, ...}}``.
+whose DETAIL is for programs: ``{"pixelgres_progress": {"op": ..., "done": N, "total": M,
+"errors": E, ...}}`` (recompute: per chunk of 5000 rows; process_pending: per batch).
 ``parse`` reads that; the session's notice handler feeds it to the bar of the running call. A
 bar appears only once there is something to show.
 ``PIXELGRES_PROGRESS=0`` (or ``show_progress=False``) turns bars off.
@@ -49,11 +50,14 @@ class LazyBar:
         if bar is not None:
             bar.update(n)
 
-    def update_to(self, done: int, total: int) -> None:
+    def update_to(self, done: int, total: int, errors: int | None = None) -> None:
+        """Where the server says it is; tqdm adds the rate (rows/s) and the time left."""
         bar = self._get()
         if bar is not None:
             bar.total = total
             bar.n = done
+            if errors is not None:
+                bar.set_postfix(errors=errors, refresh=False)
             bar.refresh()
 
     def close(self) -> None:

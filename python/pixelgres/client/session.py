@@ -93,7 +93,7 @@ class Session:
         if report is None:
             log.info("%s: %s", diag.severity, diag.message_primary or "")
         elif self.progress is not None:
-            self.progress.update_to(report["done"], report["total"])
+            self.progress.update_to(report["done"], report["total"], report.get("errors"))
 
     # -- execution ----------------------------------------------------------------------------
     def execute(self, stmt, params=None, *, row_index=None, conn=None):
