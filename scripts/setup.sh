@@ -7,7 +7,8 @@
 #   4. the client venv (.venv) with the package and its test extras;
 #   5. the extension itself (make -C extension install).
 # With --test (make test) step 1 also installs what only the tests use: Debian's JDBC driver
-# (a real JDBC client in tests/test_bi_access.py) and Chromium (notebook output in a browser).
+# (a real JDBC client in tests/test_bi_access.py) and Chromium (notebook output in a browser),
+# and a last step installs node-postgres for tests/node (npm ci, from its lock file).
 # Each step is skipped when a stamp says it is current, so a second run takes seconds.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -102,4 +103,12 @@ fi
 
 # --- 5. the extension ----------------------------------------------------------------------
 $SUDO make -s -C extension install PG_CONFIG="$PG_CONFIG" PYDIR="$PYDIR" >/dev/null
+if [ "${1:-}" = "--test" ] && command -v npm >/dev/null; then
+  node_stamp=$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat tests/node/node_modules/.pixelgres-stamp 2>/dev/null)" != "$node_stamp" ]; then
+    log "installing node-postgres for the tests (tests/node)"
+    npm ci --prefix tests/node --no-audit --no-fund --silent
+    echo "$node_stamp" > tests/node/node_modules/.pixelgres-stamp
+  fi
+fi
 log "ready: PostgreSQL $PG_MAJOR, pgvector, server Python in $PYDIR, client in .venv"

@@ -92,27 +92,70 @@ JDBC_JAR = Path("/usr/share/java/postgresql.jar")  # Debian's libpostgresql-jdbc
 PROBE = Path(__file__).parent / "jdbc" / "Probe.java"
 
 
+NODE_PROBE = Path(__file__).parent / "node" / "probe.js"  # node-postgres (make test: npm ci in tests/node)
+QUERY = "SELECT name, image, meta, emb FROM ml.bi ORDER BY name"
+
+
+def bi_table(capsys, role: str) -> dict:
+    """ml.bi with media, JSON and vector columns, on TCP; a reader's connection strings."""
+    import io
+
+    from PIL import Image
+
+    run(capsys, "up", "--listen", "127.0.0.1")
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 6), (9, 9, 9)).save(buf, "PNG")
+    with psycopg.connect(embedded_cluster().dsn(), autocommit=True) as admin:
+        admin.execute("""SELECT pxt.create_table('ml.bi', '{"name": "string", "image": "image", "meta": "json"}',
+                                                 if_exists => 'ignore')""")
+        admin.execute("SELECT pxt.add_computed_column('ml.bi', 'emb', $$'[1,2,3]'::vector(3)$$, if_exists => 'ignore')")
+        admin.execute("DELETE FROM ml.bi")
+        admin.execute("""INSERT INTO ml.bi (name, image, meta) VALUES ('one', pxt.image_from_bytes(%s), '{"k": [1, 2]}'),
+                                                                    ('two', NULL, NULL)""", (buf.getvalue(),))
+        image = admin.execute("SELECT image FROM ml.bi WHERE name = 'one'").fetchone()[0]
+    rc, out, _ = run(capsys, "role", "add", role, "--reader")
+    assert rc == 0
+    return {**dict(re.findall(r"^\s+(\S+)\s+(\S+)$", out, re.M)), "image": image}
+
+
 def test_a_jdbc_client_reads_a_table_with_the_printed_url(home, capsys):
     assert JDBC_JAR.exists(), f"{JDBC_JAR} is missing: `make test` installs Debian's libpostgresql-jdbc-java"
-    run(capsys, "up", "--listen", "127.0.0.1")
-    with psycopg.connect(embedded_cluster().dsn(), autocommit=True) as admin:
-        admin.execute("""SELECT pxt.create_table('ml.jdbc', '{"name": "string", "n": "int"}')""")
-        admin.execute("INSERT INTO ml.jdbc (name, n) VALUES ('one', 1), ('two', 2)")
-    rc, out, _ = run(capsys, "role", "add", "jdbc_reader", "--reader")
-    assert rc == 0
-    url = dict(re.findall(r"^\s+(\S+)\s+(\S+)$", out, re.M))["JDBC"]
+    urls = bi_table(capsys, "jdbc_reader")
     try:
-        p = subprocess.run(["java", "-cp", str(JDBC_JAR), str(PROBE), url, "SELECT name, n FROM ml.jdbc ORDER BY n"],
+        p = subprocess.run(["java", "-cp", str(JDBC_JAR), str(PROBE), urls["JDBC"], QUERY],
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr
         lines = [line.split("\t") for line in p.stdout.splitlines()]
-        assert [x for x in lines if x[0] == "column"] == [["column", "name", "text"], ["column", "n", "int8"]]
-        assert [x[1:] for x in lines if x[0] == "row"] == [["one", "1"], ["two", "2"]]
-        p = subprocess.run(["java", "-cp", str(JDBC_JAR), str(PROBE), url.replace("password=", "password=wrong"),
+        assert [x[1] for x in lines if x[0] == "column"] == ["name", "image", "meta", "emb"]
+        assert [x[1:] for x in lines if x[0] == "row"] == [["one", urls["image"], '{"k": [1, 2]}', "[1,2,3]"],
+                                                          ["two", "null", "null", "[1,2,3]"]]
+        p = subprocess.run(["java", "-cp", str(JDBC_JAR), str(PROBE), urls["JDBC"].replace("password=", "password=wrong"),
                             "SELECT 1"], capture_output=True, text=True, timeout=300)
         assert p.returncode != 0 and "password authentication failed" in p.stderr
     finally:
         run(capsys, "role", "drop", "jdbc_reader")
+
+
+def test_node_postgres_reads_a_table_with_the_printed_url(home, capsys):
+    import json
+
+    assert (NODE_PROBE.parent / "node_modules" / "pg").is_dir(), "node-postgres is missing: `make test` runs npm ci in tests/node"
+    urls = bi_table(capsys, "node_reader")
+    try:
+        p = subprocess.run(["node", str(NODE_PROBE), urls["libpq"], QUERY], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        got = json.loads(p.stdout)
+        assert got["fields"] == ["name", "image", "meta", "emb"]
+        assert got["rows"] == [{"name": "one", "image": urls["image"], "meta": {"k": [1, 2]}, "emb": "[1,2,3]"},
+                               {"name": "two", "image": None, "meta": None, "emb": "[1,2,3]"}]
+        p = subprocess.run(["node", str(NODE_PROBE), re.sub(r":[^:@]+@", ":wrong@", urls["libpq"]), "SELECT 1"],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and "password authentication failed" in p.stderr
+        p = subprocess.run(["node", str(NODE_PROBE), urls["libpq"], "INSERT INTO ml.bi (name) VALUES ('no')"],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and "permission denied" in p.stderr  # a reader cannot write
+    finally:
+        run(capsys, "role", "drop", "node_reader")
 
 
 def test_sqlalchemy_reflects_media_and_vector_columns(home, capsys):
@@ -144,6 +187,14 @@ def test_sqlalchemy_reflects_media_and_vector_columns(home, capsys):
         assert isinstance(cols["emb"], VECTOR) and cols["emb"].dim == 3
         assert str(cols["image"].compile(dialect=engine.dialect)) == "pxt.image"
         assert frame.loc[0, "name"] == "one" and list(frame.loc[0, "emb"]) == [1.0, 2.0, 3.0]
+        readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+        section = readme[readme.index("### Connect a BI tool"):readme.index("### Media in BI tools")]
+        block = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+        pixelgres_url = url.replace("postgresql+psycopg://", "postgresql+pixelgres://")
+        code = re.sub(r'"postgresql\+pixelgres://[^"]+"', repr(pixelgres_url), block).replace('"images"', '"media"')
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            exec(compile(code, "README.md", "exec"), {})  # README's snippet, as written but for the URL
     finally:
         engine.dispose()
         run(capsys, "role", "drop", "sa_reader")

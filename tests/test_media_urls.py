@@ -135,3 +135,21 @@ def test_without_a_media_server_local_links_say_how_to_start_one(db, dbname, fil
     set_for_database(db, dbname, {"pixelgres.media_url_base": "", "pixelgres.media_url_key_file": ""})
     with pytest.raises(psycopg.Error, match="pixelgres media-server"):
         db.execute("SELECT pxt.media_url(%s)", (str(p),))
+
+
+def test_readme_media_url_example_runs(db, media_server, files):
+    import re
+    from pathlib import Path
+
+    photo = files / "r.png"
+    Image.new("RGB", (80, 60), (5, 5, 5)).save(photo)
+    photo.chmod(0o644)
+    video = grey_video(files / "r.mp4", 4)
+    video.chmod(0o644)
+    db.execute("SELECT pxt.create_table('ml.images', '{\"name\": \"string\", \"image\": \"image\", \"video\": \"video\"}')")
+    db.execute("SELECT pxt.add_computed_column('ml.images', 'thumb', 'pxt.thumbnail(image, 32, 32)')")
+    db.execute("INSERT INTO ml.images (name, image, video) VALUES ('r', %s, %s)", (str(photo), str(video)))
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    sql = re.findall(r"```sql\n(.*?)```", readme[readme.index("### Media in BI tools"):], flags=re.S)[0]
+    name, thumb_url, clip = db.execute(sql.strip().rstrip(";")).fetchone()
+    assert name == "r" and fetch(thumb_url)[0] == 200 and fetch(clip, {"Range": "bytes=0-9"})[0] == 206

@@ -129,3 +129,31 @@ def test_thumbnails_load_and_show_in_a_real_browser(media_table, tmp_path):
     assert len(shown) == 4
     assert all(s["ok"] and s["visible"] for s in shown), shown
     assert max(max(s["w"], s["h"]) for s in shown) <= display.THUMB
+
+
+def test_readme_notebook_section_runs(px, files):
+    import re
+    from pathlib import Path
+
+    photo = files / "a.jpg"
+    Image.new("RGB", (300, 200), (10, 120, 200)).save(photo)
+    photo.chmod(0o644)
+    images = pxt.create_table("ml.images", {"image": pxt.Image})
+    images.add_computed_column(thumbnail=images.image.resize((64, 64)))
+    images.insert([{"image": str(photo)}])
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", readme[readme.index("### In a notebook"):], flags=re.S)[0]
+    env, shown = {"pxt": pxt}, []
+    for line in block.splitlines():  # each line a notebook cell: an expression's value is displayed
+        code = re.sub(r"\s+#.*$", "", line).strip()
+        try:
+            value = eval(compile(code, "README.md", "eval"), env)
+        except SyntaxError:
+            exec(compile(code, "README.md", "exec"), env)
+            continue
+        if hasattr(value, "_repr_html_"):
+            shown.append(Parsed(value._repr_html_()))
+    schema, rows = shown
+    assert "thumbnail" in schema.text and any("version" in s for s in schema.text)
+    assert len(rows.all("img")) == 2  # the image and its thumbnail
+    assert env["shown"].select(env["shown"].rotated).collect()[0]["rotated"].startswith("media://")
