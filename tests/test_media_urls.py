@@ -87,15 +87,22 @@ def fetch(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
         return e.code, e.read(), dict(e.headers)
 
 
-def test_media_url_links_open_in_the_media_server(db, dsn, media_server, files):
-    photo = files / "photo.png"
-    Image.new("RGB", (120, 90), (10, 200, 10)).save(photo)
+def media_table(db, files, table: str, size=(120, 90), frames: int = 8):
+    """``table`` (name, image, video, thumb = a 32 px thumbnail) with one row 'r'; its files."""
+    photo = files / f"{table}.png"
+    Image.new("RGB", size, (10, 200, 10)).save(photo)
     photo.chmod(0o644)
-    video = grey_video(files / "clip.mp4", 8)
+    video = grey_video(files / f"{table}.mp4", frames)
     video.chmod(0o644)
-    db.execute("SELECT pxt.create_table('ml.shown', '{\"image\": \"image\", \"video\": \"video\"}')")
-    db.execute("SELECT pxt.add_computed_column('ml.shown', 'thumb', 'pxt.thumbnail(image, 32, 32)')")
-    db.execute("INSERT INTO ml.shown (image, video) VALUES (%s, %s)", (str(photo), str(video)))
+    db.execute("SELECT pxt.create_table(%s, '{\"name\": \"string\", \"image\": \"image\", \"video\": \"video\"}')",
+               (table,))
+    db.execute("SELECT pxt.add_computed_column(%s, 'thumb', 'pxt.thumbnail(image, 32, 32)')", (table,))
+    db.execute(f"INSERT INTO {table} (name, image, video) VALUES ('r', %s, %s)", (str(photo), str(video)))
+    return photo, video
+
+
+def test_media_url_links_open_in_the_media_server(db, dsn, media_server, files):
+    photo, video = media_table(db, files, "ml.shown")
     image_url, thumb_url, video_url = db.execute(
         "SELECT pxt.media_url(image), pxt.media_url(thumb, interval '5 minutes'), pxt.media_url(video) "
         "FROM ml.shown").fetchone()
@@ -141,14 +148,7 @@ def test_readme_media_url_example_runs(db, media_server, files):
     import re
     from pathlib import Path
 
-    photo = files / "r.png"
-    Image.new("RGB", (80, 60), (5, 5, 5)).save(photo)
-    photo.chmod(0o644)
-    video = grey_video(files / "r.mp4", 4)
-    video.chmod(0o644)
-    db.execute("SELECT pxt.create_table('ml.images', '{\"name\": \"string\", \"image\": \"image\", \"video\": \"video\"}')")
-    db.execute("SELECT pxt.add_computed_column('ml.images', 'thumb', 'pxt.thumbnail(image, 32, 32)')")
-    db.execute("INSERT INTO ml.images (name, image, video) VALUES ('r', %s, %s)", (str(photo), str(video)))
+    media_table(db, files, "ml.images", size=(80, 60), frames=4)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     sql = re.findall(r"```sql\n(.*?)```", readme[readme.index("### Media in BI tools"):], flags=re.S)[0]
     name, thumb_url, clip = db.execute(sql.strip().rstrip(";")).fetchone()

@@ -14,15 +14,15 @@ import types
 
 
 class Error(Exception):
-    pass
+    """plpy.Error: the base of pixelgres's SQL errors (core/errors.py subclasses it)."""
 
 
 class Fatal(Error):
-    pass
+    """plpy.Fatal."""
 
 
 class SPIError(Error):
-    pass
+    """plpy.SPIError: never raised here, but ``except plpy.SPIError`` clauses name it."""
 
 
 def _absent(name: str):
