@@ -1,5 +1,6 @@
 /*
- * pixelgres.so: the extension's configuration parameters.
+ * pixelgres.so: the extension's configuration parameters (and, in faces.c, the hook that
+ * points DDL naming a managed table at its storage).
  *
  * Placeholder GUCs (plain "SET pixelgres.x") can be set by any role, so settings that
  * protect the host (which files the server may read, where its Python comes from, where
@@ -63,6 +64,7 @@ static char *bedrock_secret_access_key;
 static char *bedrock_session_token;
 
 void _PG_init(void);
+void pxt_faces_init(void);
 
 void
 _PG_init(void)
@@ -182,6 +184,7 @@ _PG_init(void)
 		"Internal: rows are being restored verbatim (revert), computed-column triggers stand aside.",
 		NULL, &replaying, false, PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pixelgres");
+	pxt_faces_init();  /* faces.c */
 }
 
 PG_FUNCTION_INFO_V1(pxt_guc_init);

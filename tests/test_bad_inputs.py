@@ -99,12 +99,20 @@ def expect_error(db, query: str, params, *patterns: str, sqlstate: str | None = 
     return msg
 
 
+def storage(db, table: str) -> str:
+    """The relation holding a managed table's rows with its _pxt_* columns (pxt_data."schema.table");
+    any other relation (e.g. an iterator view's storage, ml.frames_rows) is itself."""
+    name = table if "." in table else f"public.{table}"
+    row = db.execute("SELECT storage::text FROM pxt.list_tables() WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else table
+
+
 def rows(db, table: str) -> list:
-    return [r for (r,) in db.execute(f"SELECT to_jsonb(t) FROM {table} t ORDER BY _pxt_rowid")]
+    return [r for (r,) in db.execute(f"SELECT to_jsonb(t) FROM {storage(db, table)} t ORDER BY _pxt_rowid")]
 
 
 def last_rowid(db, table: str) -> int:
-    seq = db.execute("SELECT pg_get_serial_sequence(%s, '_pxt_rowid')", (table,)).fetchone()[0]
+    seq = db.execute("SELECT pg_get_serial_sequence(%s, '_pxt_rowid')", (storage(db, table),)).fetchone()[0]
     value, called = db.execute(f"SELECT last_value, is_called FROM {seq}").fetchone()
     return value if called else 0
 
@@ -161,11 +169,11 @@ def test_bad_image_bytes_in_a_computed_column(db, on_error):
                ["ok1", png_bytes()] + [x for name, (data, _) in bad.items() for x in (name, data)] + ["ok2", jpg])
     assert rows(db, "blobs")[0] == committed[0]
     got = dict(db.execute("SELECT b.name, e.message FROM pxt.errors('blobs') e "
-                          "JOIN blobs b ON b._pxt_rowid = e.rowid WHERE e.\"column\" = 'img'").fetchall())
+                          "JOIN pxt_data.\"public.blobs\" b ON b._pxt_rowid = e.rowid WHERE e.\"column\" = 'img'").fetchall())
     assert set(got) == set(bad)
     for name, (_, cause) in bad.items():
         assert re.search("^" + MEDIA + cause, got[name]), (name, got[name])
-    assert db.execute("SELECT name FROM blobs WHERE img IS NOT NULL ORDER BY _pxt_rowid").fetchall() == [
+    assert db.execute('SELECT name FROM pxt_data."public.blobs" WHERE img IS NOT NULL ORDER BY _pxt_rowid').fetchall() == [
         ("committed",), ("ok1",), ("ok2",)]
 
 
@@ -640,7 +648,7 @@ def test_wrong_argument_values_per_row(db, files):
     good = put(files, "g.png", png_bytes())
     db.execute("INSERT INTO sized (image, w, h) VALUES (%s, 4, 3), (%s, NULL, 3)", (good, good))
     committed = rows(db, "sized")
-    widths = db.execute("SELECT pxt.width(r) FROM sized ORDER BY _pxt_rowid").fetchall()
+    widths = db.execute('SELECT pxt.width(r) FROM pxt_data."public.sized" ORDER BY _pxt_rowid').fetchall()
     assert widths == [(4,), (None,)]  # NULL width: NULL image, no error
     for w, h in ((-1, 3), (0, 3), (4, -7)):
         assert_multirow_insert_refused(
@@ -656,7 +664,7 @@ def test_wrong_argument_values_per_row(db, files):
                "(%s, 1, 1, 'NaN'), (%s, 1, 1, 90), (%s, 1, 1, 'Infinity')",
                (good, good, good))
     errs = db.execute("SELECT s.angle::text, e.message FROM pxt.errors('sized') e "
-                      "JOIN sized s ON s._pxt_rowid = e.rowid "
+                      'JOIN pxt_data."public.sized" s ON s._pxt_rowid = e.rowid '
                       "ORDER BY 1").fetchall()
     assert [a for a, _ in errs] == ["Infinity", "NaN"]
     assert all(re.search(r"rotate by (nan|inf): the angle must be a finite number", m) for _, m in errs), errs

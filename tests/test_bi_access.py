@@ -93,7 +93,7 @@ PROBE = Path(__file__).parent / "jdbc" / "Probe.java"
 
 
 NODE_PROBE = Path(__file__).parent / "node" / "probe.js"  # node-postgres (make test: npm ci in tests/node)
-QUERY = "SELECT name, image, meta, emb FROM ml.bi ORDER BY name"
+QUERY = "SELECT * FROM ml.bi ORDER BY name"  # the user's columns only, in their order
 
 
 def bi_table(capsys, role: str) -> dict:
@@ -185,6 +185,7 @@ def test_sqlalchemy_reflects_media_and_vector_columns(home, capsys):
         assert [type(cols[n]) for n in ("image", "video", "audio", "doc")] == [pxsa.Image, pxsa.Video, pxsa.Audio,
                                                                                pxsa.Document]
         assert isinstance(cols["emb"], VECTOR) and cols["emb"].dim == 3
+        assert list(cols) == list(frame.columns) == ["name", "image", "video", "audio", "doc", "emb"]
         assert str(cols["image"].compile(dialect=engine.dialect)) == "pxt.image"
         assert frame.loc[0, "name"] == "one" and list(frame.loc[0, "emb"]) == [1.0, 2.0, 3.0]
         readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -96,7 +96,7 @@ def test_thumbnails_go_to_the_destination_once(db, s3_server, buckets):
     db.execute("INSERT INTO ml.images (image) VALUES (%s), (%s)", (f"s3://{src}/a.jpg", f"s3://{src}/b.jpg"))
     db.execute("SELECT pxt.add_computed_column('ml.images', 'thumbnail', 'pxt.resize(image, 32, 16)', "
                "destination => %s)", (f"s3://{dst}/thumbs/",))
-    rows = db.execute("SELECT image, thumbnail FROM ml.images ORDER BY _pxt_rowid").fetchall()
+    rows = db.execute('SELECT image, thumbnail FROM pxt_data."ml.images" ORDER BY _pxt_rowid').fetchall()
     for image, thumb in rows:
         m = re.fullmatch(rf"s3://{dst}/thumbs/([0-9a-f]{{64}})\.jpg", thumb)
         assert m, thumb
@@ -107,12 +107,12 @@ def test_thumbnails_go_to_the_destination_once(db, s3_server, buckets):
     assert puts == 2
     # the same source again: the same thumbnail, which is not uploaded a second time
     db.execute("INSERT INTO ml.images (image) VALUES (%s)", (f"s3://{src}/a.jpg",))
-    again = db.execute("SELECT thumbnail FROM ml.images ORDER BY _pxt_rowid DESC LIMIT 1").fetchone()[0]
+    again = db.execute('SELECT thumbnail FROM pxt_data."ml.images" ORDER BY _pxt_rowid DESC LIMIT 1').fetchone()[0]
     assert again == rows[0][1]
     assert len(requests(s3_server, "PUT", "/thumbs/")) == puts
     # reading a thumbnail back needs no request: this server wrote it (content-addressed, cached)
     before = len(s3_server.requests)
-    assert db.execute("SELECT pxt.width(thumbnail) FROM ml.images ORDER BY _pxt_rowid LIMIT 1").fetchone()[0] == 32
+    assert db.execute('SELECT pxt.width(thumbnail) FROM pxt_data."ml.images" ORDER BY _pxt_rowid LIMIT 1').fetchone()[0] == 32
     assert len(s3_server.requests) == before
     desc = db.execute("SELECT destination FROM pxt.column_defs WHERE name = 'thumbnail'").fetchone()[0]
     assert desc == f"s3://{dst}/thumbs/"
@@ -162,7 +162,7 @@ def test_per_row_errors_with_on_error_ignore(db, s3_server, buckets):
     db.execute("SELECT pxt.add_computed_column('t', 'w', 'pxt.width(ref::pxt.image)', on_error => 'ignore')")
     db.execute("INSERT INTO t (ref) VALUES (%s), (%s), (%s)",
                (f"s3://{src}/a.jpg", f"s3://{src}/missing.jpg", f"s3://{src}/a.jpg"))
-    rows = db.execute("SELECT w, _pxt_errors FROM t ORDER BY _pxt_rowid").fetchall()
+    rows = db.execute('SELECT w, _pxt_errors FROM pxt_data."public.t" ORDER BY _pxt_rowid').fetchall()
     assert [r[0] for r in rows] == [64, None, 64]
     assert "no such object" in rows[1][1]["w"]["message"]
 

@@ -25,7 +25,7 @@ def shop(db):
 def test_list_tables_names_what_users_query(shop):
     rows = shop.execute("SELECT name, kind, schema, relname, storage::text, base::text FROM pxt.list_tables()").fetchall()
     assert rows == [
-        ("ml.docs", "table", "ml", "docs", "ml.docs", None),
+        ("ml.docs", "table", "ml", "docs", 'pxt_data."ml.docs"', None),
         ("ml.docs_v2", "snapshot", "ml", "docs_v2", "ml.docs_v2", "ml.docs"),
         ("ml.sentences", "view", "ml", "sentences", "ml.sentences_rows", "ml.docs"),
     ]
@@ -104,7 +104,7 @@ def test_progress_notices_carry_json(db):
     db.execute("SELECT pxt.add_computed_column('prog', 'sq', 'x * x')")
     reports = [json.loads(detail)["pixelgres_progress"] for msg, detail in seen
                if msg.startswith("pixelgres: computing")]
-    assert reports and reports[-1] == {"op": "recompute", "table": "prog", "columns": ["sq"], "done": 6000,
+    assert reports and reports[-1] == {"op": "recompute", "table": "public.prog", "columns": ["sq"], "done": 6000,
                                        "total": 6000, "errors": 0}
     assert [r["done"] for r in reports] == sorted(r["done"] for r in reports)
     seen.clear()  # errors so far: x % 1000 = 0 fails for 6 of the 6000 rows

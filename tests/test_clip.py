@@ -95,7 +95,7 @@ def test_computed_column_is_batched_and_loads_once(clip_db, model_root, files):
     clip_db.execute("SELECT pxt.create_table('ml.pics', '{\"image\": \"image\"}')")
     clip_db.execute("SELECT pxt.add_computed_column('ml.pics', 'emb', 'pxt.clip_image(image, ''tiny-clip'')')")
     clip_db.execute("INSERT INTO ml.pics (image) SELECT unnest(%s::text[])", (paths,))
-    got = np.stack([vec(r[0]) for r in clip_db.execute("SELECT emb::text FROM ml.pics ORDER BY _pxt_rowid")])
+    got = np.stack([vec(r[0]) for r in clip_db.execute('SELECT emb::text FROM pxt_data."ml.pics" ORDER BY _pxt_rowid')])
     assert np.allclose(got, reference(model_root / "tiny-clip", images=ims)["image"], atol=1e-5)
     stats = {r[1]: r for r in clip_db.execute("SELECT * FROM pxt.embedding_models() WHERE function = 'clip'")}
     _, _, dims, loads, _, batches, n, _ = stats["tiny-clip"]
@@ -153,7 +153,7 @@ def test_a_bad_image_is_that_rows_error(clip_db, files):
                     "on_error => 'ignore')")
     (files / "junk.png").write_bytes(b"not a png")
     clip_db.execute("INSERT INTO t (ref) VALUES (%s), (%s), (%s)", (paths[0], str(files / "junk.png"), paths[1]))
-    rows = clip_db.execute("SELECT emb IS NOT NULL, _pxt_errors FROM t ORDER BY _pxt_rowid").fetchall()
+    rows = clip_db.execute('SELECT emb IS NOT NULL, _pxt_errors FROM pxt_data."public.t" ORDER BY _pxt_rowid').fetchall()
     assert [r[0] for r in rows] == [True, False, True] and "junk.png" in rows[1][1]["emb"]["message"]
 
 
@@ -236,7 +236,7 @@ def test_a_missing_model_fails_when_the_column_is_added(clip_db):
     clip_db.execute("SELECT pxt.add_computed_column('ml.pics', 'ok', 'pxt.clip_image(image, ''tiny-clip'')')")
     clip_db.execute("SELECT pxt.add_computed_column('ml.pics', 'late', 'pxt.clip_text(m, m)', on_error => 'ignore')")
     clip_db.execute("INSERT INTO ml.pics (m) VALUES ('nope')")  # a model named by a column: that row's error
-    assert "not installed" in clip_db.execute("SELECT _pxt_errors->'late'->>'message' FROM ml.pics").fetchone()[0]
+    assert "not installed" in clip_db.execute("SELECT _pxt_errors->'late'->>'message' FROM pxt_data.\"ml.pics\"").fetchone()[0]
 
 
 def test_the_model_table_agrees_with_the_sql_defaults(db):

@@ -16,7 +16,7 @@ def test_deferred_cells_are_filled_by_process_pending(db):
     st = {r[1]: r[2:] for r in db.execute("SELECT * FROM pxt.status('d')")}
     assert st["p"] == ("deferred", 11, 0, 0) and st["up"] == ("eager", 11, 0, 0)
     db.execute("CALL pxt.process_pending('d', batch_size => 4)")
-    rows = db.execute("SELECT s, p, up FROM d WHERE s <> 'fail-me' ORDER BY _pxt_rowid").fetchall()
+    rows = db.execute("SELECT s, p, up FROM pxt_data.\"public.d\" WHERE s <> 'fail-me' ORDER BY _pxt_rowid").fetchall()
     assert all(p.startswith(s + "|batch=") and up == p.upper() for s, p, up in rows)
     assert {p.split("=")[1] for _, p, _ in rows} <= {"4", "3"}  # batches of at most 4
     st = {r[1]: r[2:] for r in db.execute("SELECT * FROM pxt.status('d')")}
@@ -37,7 +37,7 @@ def test_process_pending_reports_progress_per_batch_with_errors(db):
     db.execute("CALL pxt.process_pending('pr', batch_size => 4)")
     reports = [json.loads(detail)["pixelgres_progress"] for msg, detail in seen if msg.startswith("pixelgres: computing")]
     assert [(r["done"], r["total"], r["errors"]) for r in reports] == [(4, 11, 0), (8, 11, 1), (11, 11, 1)]
-    assert reports[0]["columns"] == ["p"] and reports[0]["table"] == "pr"
+    assert reports[0]["columns"] == ["p"] and reports[0]["table"] == "public.pr"
     assert [m for m, _ in seen if "8 of 11 rows, 1 errors" in m]  # what psql shows
 
 

@@ -44,5 +44,9 @@ def test_dump_and_restore(server, db, dsn, files):
                 assert c.execute("SELECT label FROM ml.images ORDER BY label").fetchall() == [("a",), ("b",)]
                 c.execute("SELECT pxt.add_computed_column('ml.images', 'n', 'length(label)')")
                 assert c.execute("SELECT sum(n) FROM ml.images").fetchone()[0] == 2
+                # the face came back as a face: the user's columns, following schema changes
+                assert [d.name for d in c.execute("SELECT * FROM ml.images LIMIT 0").description] == \
+                    ["image", "label", "w", "shout", "n"]
+                c.execute("TRUNCATE ml.images")
         finally:
             other.destroy()

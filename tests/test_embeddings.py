@@ -48,7 +48,7 @@ def test_each_row_is_its_own_nearest_neighbour_under_each_metric(db):
     idx = {r[0]: r for r in db.execute("SELECT name, metric, index, dims, vector_column FROM pxt.embedding_indexes('t')")}
     assert set(idx) == {"v_cosine", "v_ip", "v_l2"} and all(r[3] == 48 for r in idx.values())
     opclass = dict(db.execute("SELECT c.relname, o.opcname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                              "JOIN pg_opclass o ON o.oid = i.indclass[0] WHERE i.indrelid = 't'::regclass "
+                              "JOIN pg_opclass o ON o.oid = i.indclass[0] WHERE i.indrelid = 'pxt_data.\"public.t\"'::regclass "
                               "AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'hnsw')").fetchall())
     assert sorted(opclass.values()) == ["vector_cosine_ops", "vector_ip_ops", "vector_l2_ops"]
     with db.transaction():
@@ -56,13 +56,16 @@ def test_each_row_is_its_own_nearest_neighbour_under_each_metric(db):
         for metric, op in ops.items():
             col = f"v_{metric}"
             plan = "\n".join(r[0] for r in db.execute(
-                f"EXPLAIN SELECT a._pxt_rowid, (SELECT b._pxt_rowid FROM t b ORDER BY b.{col} {op} a.{col} LIMIT 1) FROM t a"))
+                f'EXPLAIN SELECT a._pxt_rowid, (SELECT b._pxt_rowid FROM pxt_data."public.t" b '
+                f'ORDER BY b.{col} {op} a.{col} LIMIT 1) FROM pxt_data."public.t" a'))
             assert f"Index Scan using t_{col}_hnsw" in plan
-            wrong = one(db, f"SELECT count(*) FROM t a WHERE (SELECT b._pxt_rowid FROM t b "
+            wrong = one(db, 'SELECT count(*) FROM pxt_data."public.t" a '
+                            'WHERE (SELECT b._pxt_rowid FROM pxt_data."public.t" b '
                             f"ORDER BY b.{col} {op} a.{col} LIMIT 1) <> a._pxt_rowid")
             assert wrong == 0, metric
     # the same through pxt.search, by the row's own text
-    for body, rowid in db.execute("SELECT body, _pxt_rowid FROM t ORDER BY _pxt_rowid LIMIT 20").fetchall():
+    for body, rowid in db.execute('SELECT body, _pxt_rowid FROM pxt_data."public.t" '
+                                  'ORDER BY _pxt_rowid LIMIT 20').fetchall():
         for metric in ops:
             top = db.execute("SELECT rowid, score FROM pxt.search('t', 'body', %s, k => 1, index => %s)",
                              (body, f"v_{metric}")).fetchall()
@@ -87,7 +90,8 @@ def test_several_indexes_need_a_name_and_drop_index(db):
     # no HNSW index on a live column of that name is left (a versioned drop may keep the column,
     # renamed, with its index, for revert)
     assert one(db, "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-                   "AND a.attnum = i.indkey[0] WHERE i.indrelid = 't'::regclass AND a.attname = 'body_embedding'") == 0
+                   "AND a.attnum = i.indkey[0] WHERE i.indrelid = 'pxt_data.\"public.t\"'::regclass "
+                   "AND a.attname = 'body_embedding'") == 0
     assert len(db.execute("SELECT * FROM pxt.search('t', 'body', 'dog')").fetchall()) == 5  # now unambiguous
     with pytest.raises(psycopg.Error, match="no embedding index 'nope'.*\n.*body_embedding_2"):
         db.execute("SELECT pxt.drop_embedding_index('t', 'nope')")
@@ -131,8 +135,9 @@ def test_recall_explain_and_selective_filter_on_10k(big):
         approx = [r[0] for r in db.execute("SELECT rowid FROM pxt.search('big', 'body', %s, k => 10)", (qt,))]
         with db.transaction():
             db.execute("SET LOCAL enable_indexscan = off")
-            exact = [r[0] for r in db.execute("SELECT _pxt_rowid FROM big ORDER BY body_embedding <=> "
-                                              "pxt.test_embedding(%s, 64) LIMIT 10", (qt,))]
+            exact = [r[0] for r in db.execute('SELECT _pxt_rowid FROM pxt_data."public.big" '
+                                              "ORDER BY body_embedding <=> pxt.test_embedding(%s, 64) LIMIT 10",
+                                              (qt,))]
         assert len(approx) == len(exact) == 10
         recall.append(len(set(approx) & set(exact)) / 10)
     assert np.mean(recall) >= 0.95, np.mean(recall)
@@ -140,7 +145,7 @@ def test_recall_explain_and_selective_filter_on_10k(big):
     # the documented shape uses the HNSW index and embeds the query once
     shape = "SELECT body FROM big ORDER BY body_embedding <=> pxt.embed('big', 'body', %s) LIMIT 5"
     plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + shape, (queries[0],)))
-    assert "Index Scan using big_body_embedding_hnsw on big" in plan and "Seq Scan" not in plan
+    assert "Index Scan using big_body_embedding_hnsw on \"public.big\"" in plan and "Seq Scan" not in plan
     with db.transaction():
         db.execute("SET LOCAL track_functions = 'pl'")
         rows = db.execute(shape, (queries[1] + " fresh",)).fetchall()
@@ -152,7 +157,7 @@ def test_recall_explain_and_selective_filter_on_10k(big):
 
     # a filter matching 5% of rows: plain HNSW (ef_search 40) stops short of k; iterative scans
     # (on by default in pxt.search) still return k
-    filtered = ("SELECT _pxt_rowid, grp FROM big WHERE grp = 0 ORDER BY body_embedding <=> "
+    filtered = ('SELECT _pxt_rowid, grp FROM pxt_data."public.big" WHERE grp = 0 ORDER BY body_embedding <=> '
                 "pxt.embed('big', 'body', %s) LIMIT 20")
     with db.transaction():
         db.execute("SET LOCAL enable_seqscan = off")
@@ -191,7 +196,7 @@ def test_fp16_halfvec_and_dimension_limits(db):
                    "dtype => 'fp16', metric => 'ip')")
     assert one(db, "SELECT type FROM pxt.columns('t') WHERE name = %s", name).removeprefix("public.") == "halfvec(3000)"
     assert one(db, "SELECT o.opcname FROM pg_index i JOIN pg_opclass o ON o.oid = i.indclass[0] "
-                   "WHERE i.indexrelid = 't_body_embedding_hnsw'::regclass") == "halfvec_ip_ops"
+                   "WHERE i.indexrelid = 'pxt_data.t_body_embedding_hnsw'::regclass") == "halfvec_ip_ops"
     assert one(db, "SELECT row->>'body' FROM pxt.search('t', 'body', 'the puppy chews a shoe', k => 1)") == ANIMALS[3]
     # the plain-SQL shape works on halfvec too (pxt.embed's vector converts implicitly)
     assert one(db, "SELECT body FROM t ORDER BY body_embedding <#> pxt.embed('t', 'body', 'simmer tomato sauce') "

@@ -63,7 +63,8 @@ def outcome(db) -> dict:
                count(*) FILTER (WHERE _pxt_errors ? 'r'),
                count(*) FILTER (WHERE r IS NULL AND NOT coalesce(_pxt_errors ? 'r', false)),
                count(*) FILTER (WHERE r IS NOT NULL AND _pxt_errors ? 'r')
-        FROM t""").fetchone()
+        FROM pxt_data."public.t"
+        """).fetchone()
     return dict(zip(("rows", "values", "own_answers", "errors", "pending", "both"), r))
 
 

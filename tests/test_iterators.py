@@ -209,7 +209,7 @@ def test_view_follows_its_base(videos, files, video):
                                              "AND attnum > 0 AND NOT attisdropped")]
     assert "title" not in storage_cols and "video" not in storage_cols and "frame" in storage_cols
     assert db.execute("SELECT kind, base::text, iterator->>'call' FROM pxt.tables WHERE relid = 'ml.frames_rows'::regclass"
-                      ).fetchone() == ("view", "ml.videos", "pxt.frame_iterator(video, fps => 1)")
+                      ).fetchone() == ("view", 'pxt_data."ml.videos"', "pxt.frame_iterator(video, fps => 1)")
     # insert expands the new rows only
     ids_before = db.execute("SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM ml.frames").fetchone()[0]
     db.execute("INSERT INTO ml.videos (video, title) VALUES (%s, 'b'), (%s, 'c')", (str(long), str(video)))
@@ -317,7 +317,7 @@ def test_views_have_their_own_history(videos, video):
     db = videos
     db.execute("SELECT pxt.create_view('ml.frames', 'ml.videos', 'pxt.frame_iterator(video, fps => 1)')")
     db.execute("INSERT INTO ml.videos (video) VALUES (%s), (%s)", (str(video), str(video)))
-    db.execute("DELETE FROM ml.videos WHERE _pxt_rowid = 1")
+    db.execute('DELETE FROM pxt_data."ml.videos" WHERE _pxt_rowid = 1')
     hist = db.execute("SELECT inserts, deletes FROM pxt.history('ml.frames_rows') WHERE change_type = 'data' "
                       "ORDER BY version").fetchall()
     assert hist == [(4, 0), (0, 2)]

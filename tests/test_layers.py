@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parent.parent / "python" / "pixelgres"
 SERVER_LAYERS = [
     ["core.clock", "core.outside", "core.errors", "core.deps", "core.spi", "core.batch"],
     ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings"],  # pure SQL generation: no plpy, no database
-    ["catalog"],
+    ["catalog", "faces"],
     ["tabular", "media.objects", "media.cache", "media.links",  # Parquet/CSV rows, object stores, their local cache: no plpy
      "media.gucs", "media.uploads", "media.buckets", "media.store", "media.urls", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
     ["model_store", "versioning.history", "versioning.vacuum"],

@@ -65,7 +65,7 @@ def test_detect_matches_the_model_run_directly(mdb, task_models, files):
     mdb.execute("SELECT pxt.add_computed_column('ml.scenes', 'objects', "
                 "'pxt.detect(image, ''tiny-detector'', threshold => 0.0, top_k => 5)')")
     mdb.execute("INSERT INTO ml.scenes (image) SELECT unnest(%s::text[])", (paths,))
-    got = [r[0] for r in mdb.execute("SELECT objects FROM ml.scenes ORDER BY _pxt_rowid")]
+    got = [r[0] for r in mdb.execute('SELECT objects FROM pxt_data."ml.scenes" ORDER BY _pxt_rowid')]
     model, processor = hf_tasks.load("detect", str(task_models / "tiny-detector"))
     want = hf_tasks.detect(model, processor, [Image.open(p).convert("RGB") for p in paths], threshold=0.0, top_k=5)
     assert got == json.loads(json.dumps(want)) and all(len(g) == 5 for g in got)
@@ -93,7 +93,7 @@ def test_transcribe_resamples_and_segments(mdb, task_models, files):
     mdb.execute("SELECT pxt.add_computed_column('ml.talks', 'transcript', "
                 "'pxt.transcribe(audio, ''tiny-whisper'', max_tokens => 8)')")
     mdb.execute("INSERT INTO ml.talks (audio) VALUES (%s), (%s)", (short, long))
-    got = [r[0] for r in mdb.execute("SELECT transcript FROM ml.talks ORDER BY _pxt_rowid")]
+    got = [r[0] for r in mdb.execute('SELECT transcript FROM pxt_data."ml.talks" ORDER BY _pxt_rowid')]
     assert [len(g["segments"]) for g in got] == [1, 3]
     assert [(s["start"], s["end"]) for s in got[1]["segments"]] == [(0, 30), (30, 60), (60, 65)]
     assert got[0]["segments"][0]["end"] == pytest.approx(2.0, abs=0.01)
@@ -113,7 +113,7 @@ def test_bad_inputs_and_missing_models(mdb, files):
     mdb.execute("SELECT pxt.add_computed_column('t', 'caption', 'pxt.caption(ref::pxt.image, ''tiny-captioner'')', "
                 "on_error => 'ignore')")
     mdb.execute("INSERT INTO t (ref) VALUES (%s), (%s)", (paths[0], str(files / "junk.png")))
-    rows = mdb.execute("SELECT caption IS NOT NULL, _pxt_errors FROM t ORDER BY _pxt_rowid").fetchall()
+    rows = mdb.execute('SELECT caption IS NOT NULL, _pxt_errors FROM pxt_data."public.t" ORDER BY _pxt_rowid').fetchall()
     assert rows[0] == (True, None) and "junk.png" in rows[1][1]["caption"]["message"]
     with pytest.raises(psycopg.Error, match="model 'yolos-tiny' is not installed"):
         mdb.execute("SELECT pxt.detect(%s::pxt.image)", (paths[0],))

@@ -103,7 +103,7 @@ def test_detection_captions_and_speech_run_in_the_server_with_the_same_results(s
         conn.execute(f"SELECT pxt.add_computed_column('ms_talks_{tag}', 'transcript', "
                      "'pxt.transcribe(audio, ''tiny-whisper'', max_tokens => 6)')")
         conn.execute(f"INSERT INTO ms_talks_{tag} (audio) VALUES (%s)", (clip,))
-        return (conn.execute(f"SELECT objects, caption FROM ms_scenes_{tag} ORDER BY _pxt_rowid").fetchall(),
+        return (conn.execute(f'SELECT objects, caption FROM pxt_data."public.ms_scenes_{tag}" ORDER BY _pxt_rowid').fetchall(),
                 conn.execute(f"SELECT transcript FROM ms_talks_{tag}").fetchone()[0])
 
     before = control(model_server, "stats")

@@ -383,7 +383,7 @@ def test_one_bad_input_fails_only_its_row(ai, openai_server):
     db.execute("SELECT pxt.add_computed_column('t', 'e', $$pxt.openai_embeddings(q, 'emb')$$, on_error => 'ignore')")
     db.execute("INSERT INTO t (q) SELECT CASE WHEN g = 13 THEN 'an INVALID one' WHEN g = 5 THEN '' "
                "ELSE 'fine ' || g END FROM generate_series(1, 20) g")
-    errs = dict(db.execute("SELECT t.q, e.message FROM pxt.errors('t') e JOIN t ON t._pxt_rowid = e.rowid"))
+    errs = dict(db.execute("SELECT t.q, e.message FROM pxt.errors('t') e JOIN pxt_data.\"public.t\" t ON t._pxt_rowid = e.rowid"))
     assert errs == {"an INVALID one": "OpenAIError: HTTP 400: Invalid 'input[0]': refused",
                     "": "ValueError: cannot embed an empty string"}
     assert db.execute("SELECT count(e) FROM t").fetchone()[0] == 18

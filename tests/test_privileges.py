@@ -73,7 +73,7 @@ def test_other_users_tables_and_catalog_are_protected(roles):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         b.execute("INSERT INTO a_space.t (x) VALUES (1)")
     # the catalog rows of a's table cannot be changed by b (row-level security)
-    oid = a.execute("SELECT 'a_space.t'::regclass::oid").fetchone()[0]
+    oid = a.execute("SELECT storage::oid FROM pxt.list_tables() WHERE name = 'a_space.t'").fetchone()[0]
     n = b.execute("UPDATE pxt.column_defs SET expr = 'x + 100' WHERE relid = %s::oid::regclass", (oid,)).rowcount
     assert n == 0
     assert b.execute("SELECT count(*) FROM pxt.column_defs WHERE relid = %s::oid::regclass", (oid,)).fetchone()[0] == 2
@@ -94,7 +94,7 @@ def test_feature_catalogs_are_owner_written_and_drops_clean_up(roles):
     a.execute("SELECT pxt.create_table('f_space.videos', '{\"video\": \"video\"}')")
     a.execute("SELECT pxt.create_view('f_space.frames', 'f_space.videos', 'pxt.frame_iterator(video, fps => 1)')")
     a.execute("SELECT pxt.create_table('f_space.plain', '{\"x\": \"int\"}')")
-    docs = a.execute("SELECT 'f_space.docs'::regclass::oid").fetchone()[0]
+    docs = a.execute("SELECT storage::oid FROM pxt.list_tables() WHERE name = 'f_space.docs'").fetchone()[0]
     # b reads a's rows in the feature catalogs (metadata, like pg_class) but cannot change them
     assert b.execute("SELECT count(*) FROM pxt.embedding_indexes WHERE relid::oid = %s", (docs,)).fetchone()[0] == 1
     assert b.execute("DELETE FROM pxt.embedding_indexes WHERE relid::oid = %s", (docs,)).rowcount == 0

@@ -181,9 +181,16 @@ def test_upgrade_leaves_the_objects_of_a_fresh_install_and_old_data_works(server
         assert not missing and not extra, f"{key}: missing after upgrade {missing}, left over {extra}"
     # --- what the previous release wrote keeps working ------------------------------------------
     with psycopg.connect(server.dsn(old_db), autocommit=True) as c:
+        # the old table got its face: its name shows the user's columns, its rows moved to its storage
+        assert [d.name for d in c.execute("SELECT * FROM ml.imgs LIMIT 0").description] == \
+            ["image", "label", "small", "n", "label_embedding"]
+        assert c.execute("SELECT storage::text FROM pxt.list_tables() WHERE name = 'ml.imgs'").fetchone()[0] == \
+            'pxt_data."ml.imgs"'
+        assert c.execute("SELECT count(*) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e' "
+                         "AND objid IN ('ml.imgs'::regclass, 'pxt_data.\"ml.imgs\"'::regclass)").fetchone()[0] == 0
         assert c.execute("SELECT pins FROM pxt.tables WHERE relid = 'ml.imgs_s'::regclass").fetchone()[0] == old_version
         with pytest.raises(psycopg.errors.GeneratedAlways):   # the upgrade guarded the old table
-            c.execute("UPDATE ml.imgs SET _pxt_v = 0")
+            c.execute('UPDATE pxt_data."ml.imgs" SET _pxt_v = 0')
         c.execute("INSERT INTO ml.imgs (image, label) VALUES (%s, 'grey')", (str(files / "3.png"),))
         assert c.execute("SELECT n, pxt.width(small) FROM ml.imgs WHERE label = 'grey'").fetchone() == (4, 8)
         top = c.execute("SELECT row->>'label' FROM pxt.search('ml.imgs', 'label', 'grey', k => 1)").fetchone()[0]

@@ -11,10 +11,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 
-def live(db, table, columns):
+def storage(db, table):
+    """A managed table's storage (pxt_data."public.<table>"), which has its rows' _pxt_rowid:
+    the table's name is a view of the user's columns only."""
+    return db.execute("SELECT storage::text FROM pxt.list_tables() WHERE name = format('%%I.%%I', 'public', %s::text)",
+                      (table,)).fetchone()[0]
+
+
+def live(db, rel, columns):
+    """Rows by _pxt_rowid of ``rel`` (SQL text: a managed table's storage, or a snapshot)."""
     cols = ", ".join(f'"{c}"' for c in columns)
     return {r[0]: dict(zip(columns, r[1:])) for r in
-            db.execute(f'SELECT _pxt_rowid{", " + cols if cols else ""} FROM "{table}"')}
+            db.execute(f'SELECT _pxt_rowid{", " + cols if cols else ""} FROM {rel}')}
 
 
 def at(db, table, n):
@@ -36,6 +44,7 @@ class VersionedTable(RuleBasedStateMachine):
         VersionedTable.counter += 1
         self.t = f"m{VersionedTable.counter}"
         self.db.execute("SELECT pxt.create_table(%s, '{\"a\": \"int\"}')", (self.t,))
+        self.storage = storage(self.db, self.t)  # where _pxt_rowid is: writes go through the name otherwise
         # each version: (columns in order, {column: expression or None}, rows {rowid: {col: val}})
         self.versions = [(["a"], {"a": None}, {})]
         self.snapshots = {}  # name -> (columns, rows) it must show forever
@@ -67,8 +76,10 @@ class VersionedTable(RuleBasedStateMachine):
         for v in vals:
             record = {c: (v if c == "a" else (None if v is None else v + 1)) for c in inputs}
             names = ", ".join(f'"{c}"' for c in record)
-            rid = self.db.execute(f'INSERT INTO "{self.t}" ({names}) VALUES ({", ".join(["%s"] * len(record))}) '
-                                  f"RETURNING _pxt_rowid", list(record.values())).fetchone()[0]
+            self.db.execute(f'INSERT INTO "{self.t}" ({names}) VALUES ({", ".join(["%s"] * len(record))})',
+                            list(record.values()))
+            rid = self.db.execute("SELECT currval(pg_get_serial_sequence(%s, '_pxt_rowid'))",
+                                  (self.storage,)).fetchone()[0]
             new[rid] = self.compute(exprs, {c: None for c in cols} | record)
             self.push(cols, exprs, dict(new))
 
@@ -77,7 +88,7 @@ class VersionedTable(RuleBasedStateMachine):
     def update(self, data, delta):
         cols, exprs, rows = self.cur
         ids = data.draw(st.lists(st.sampled_from(sorted(rows)), min_size=1, unique=True))
-        self.db.execute(f'UPDATE "{self.t}" SET a = coalesce(a, 0) + %s WHERE _pxt_rowid = ANY(%s)', (delta, ids))
+        self.db.execute(f"UPDATE {self.storage} SET a = coalesce(a, 0) + %s WHERE _pxt_rowid = ANY(%s)", (delta, ids))
         new = {k: dict(v) for k, v in rows.items()}
         for i in ids:
             new[i]["a"] = (new[i]["a"] or 0) + delta
@@ -89,7 +100,7 @@ class VersionedTable(RuleBasedStateMachine):
     def delete(self, data):
         cols, exprs, rows = self.cur
         ids = data.draw(st.lists(st.sampled_from(sorted(rows)), min_size=1, unique=True))
-        self.db.execute(f'DELETE FROM "{self.t}" WHERE _pxt_rowid = ANY(%s)', (ids,))
+        self.db.execute(f"DELETE FROM {self.storage} WHERE _pxt_rowid = ANY(%s)", (ids,))
         self.push(cols, exprs, {k: dict(v) for k, v in rows.items() if k not in ids})
 
     @rule()
@@ -128,7 +139,7 @@ class VersionedTable(RuleBasedStateMachine):
     def revert(self, strict):
         v = len(self.versions) - 1
         pinned = self.db.execute("SELECT count(*) FROM pxt.tables WHERE kind = 'snapshot' AND base = %s::regclass "
-                                 "AND pins >= %s", (self.t, v)).fetchone()[0]
+                                 "AND pins >= %s", (self.storage, v)).fetchone()[0]
         if v == 0 or (pinned and strict):
             with pytest.raises(psycopg.Error, match="version 0|pins version"):
                 self.db.execute("SELECT pxt.revert(%s, if_pinned => 'error')", (self.t,))
@@ -157,14 +168,14 @@ class VersionedTable(RuleBasedStateMachine):
         if not getattr(self, "t", None):
             return
         cols, exprs, rows = self.cur
-        assert live(self.db, self.t, cols) == rows
+        assert live(self.db, self.storage, cols) == rows
         assert self.db.execute("SELECT version FROM pxt.tables WHERE relid = %s::regclass",
-                               (self.t,)).fetchone()[0] == len(self.versions) - 1
+                               (self.storage,)).fetchone()[0] == len(self.versions) - 1
         for n, (vcols, _, vrows) in enumerate(self.versions):
             got = at(self.db, self.t, n)
             assert got == {k: {c: r[c] for c in vcols} for k, r in vrows.items()}, f"version {n}"
         for name, (vcols, vrows) in self.snapshots.items():
-            assert live(self.db, name, vcols) == vrows, f"snapshot {name}"
+            assert live(self.db, f'"{name}"', vcols) == vrows, f"snapshot {name}"
 
 
 def test_versioning_matches_model(db):

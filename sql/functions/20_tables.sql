@@ -115,9 +115,9 @@ BEGIN
             -- one report per batch: psql shows the message, clients (pixelgres worker, the
             -- notebook's bar) read the DETAIL
             RAISE NOTICE USING MESSAGE = pg_catalog.format('pixelgres: computing pending %s of %s: %s of %s rows, %s errors',
-                    names[i], cols[i], done, ahead, errors),
+                    names[i], pxt._display(cols[i]), done, ahead, errors),
                 DETAIL = pg_catalog.jsonb_build_object('pixelgres_progress', pg_catalog.jsonb_build_object(
-                    'op', 'process_pending', 'table', cols[i]::pg_catalog.text, 'columns', ARRAY[names[i]],
+                    'op', 'process_pending', 'table', pxt._display(cols[i]), 'columns', ARRAY[names[i]],
                     'done', done, 'total', ahead, 'errors', errors))::pg_catalog.text;
             COMMIT;
         END LOOP;
@@ -184,9 +184,9 @@ BEGIN
             errors := errors OPERATOR(pg_catalog.+) n;
             -- the DETAIL is the machine-readable form clients parse (docs: progress)
             RAISE NOTICE USING MESSAGE = pg_catalog.format('pixelgres: computing %s of %s: %s of %s rows, %s errors',
-                    pg_catalog.array_to_string(columns, ', '), rel, done, total, errors),
+                    pg_catalog.array_to_string(columns, ', '), pxt._display(rel), done, total, errors),
                 DETAIL = pg_catalog.jsonb_build_object('pixelgres_progress', pg_catalog.jsonb_build_object(
-                    'op', 'recompute', 'table', rel::pg_catalog.text, 'columns', columns, 'done', done, 'total', total,
+                    'op', 'recompute', 'table', pxt._display(rel), 'columns', columns, 'done', done, 'total', total,
                     'errors', errors))::pg_catalog.text;
         END IF;
     END LOOP;
@@ -298,6 +298,15 @@ BEGIN
             EXECUTE format('DROP TABLE pxt_internal.%I', 'snap_' || r.vkey);
         END IF;
     END LOOP;
+    -- a dropped face (DROP VIEW, DROP TABLE through extension/faces.c, DROP SCHEMA) takes its
+    -- storage along; one a column drop cascaded to is made again (server/faces.py)
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d JOIN pxt.tables t ON t.face::oid = d.objid
+               WHERE d.object_type = 'view') THEN
+        PERFORM pxt._faces_dropped(
+            (SELECT jsonb_object_agg(d.objid::text, format('%I.%I', d.schema_name, d.object_name))
+             FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'view'),
+            ARRAY(SELECT d.objid FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'table column'));
+    END IF;
     FOR r IN SELECT t.relid::oid AS objid, t.vkey FROM pg_event_trigger_dropped_objects() d
              JOIN pxt.tables t ON t.relid::oid = d.objid WHERE d.object_type = 'table' LOOP
         FOREACH fn IN ARRAY ARRAY['row_', 'stmt_', 'ver_'] LOOP  -- its generated trigger functions
@@ -311,6 +320,12 @@ BEGIN
     END LOOP;
     PERFORM pxt._forget_dropped();
 END $$;
+
+CREATE OR REPLACE FUNCTION pxt._faces_dropped(faces jsonb, column_of oid[]) RETURNS void LANGUAGE plpython3u AS $py$
+#@pxt
+import json
+srv.faces.dropped({int(k): v for k, v in json.loads(faces).items()}, set(column_of or []))
+$py$;
 
 CREATE OR REPLACE FUNCTION pxt._sync(rel oid) RETURNS void LANGUAGE plpython3u AS $py$
 #@pxt

@@ -20,14 +20,22 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION pxt._relation(text) IS 'The relation a user-supplied table name means (public when unqualified), or NULL';
 
+CREATE OR REPLACE FUNCTION pxt._display(rel regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT t.face::text FROM pxt.tables t WHERE t.relid = rel), rel::text)
+$$;
+COMMENT ON FUNCTION pxt._display(regclass) IS 'A managed table''s name as users write it: its face''s (server/faces.py), else its own';
+
 CREATE OR REPLACE FUNCTION pxt.list_tables()
 RETURNS TABLE (name text, kind text, version integer, created_at timestamptz, "schema" name, relname name,
                storage regclass, base regclass)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('%I.%I', coalesce(v.view_schema, n.nspname), coalesce(v.view_name, c.relname)), t.kind, t.version,
-           t.created_at, coalesce(v.view_schema, n.nspname), coalesce(v.view_name, c.relname), t.relid, t.base
+           t.created_at, coalesce(v.view_schema, n.nspname), coalesce(v.view_name, c.relname), t.relid,
+           coalesce(b.face, t.base)
     FROM pxt.tables t
-    JOIN pg_class c ON c.oid = t.relid
+    LEFT JOIN pxt.tables b ON b.relid = t.base
+    JOIN pg_class c ON c.oid = coalesce(t.face, t.relid)  -- a table by its face's name (server/faces.py)
     JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN pxt.iterator_views v ON v.storage = t.relid
     WHERE n.nspname NOT LIKE 'pg\_temp%'
@@ -43,7 +51,7 @@ BEGIN
     IF rel IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT t.kind INTO k FROM pxt.tables t WHERE t.relid = rel;
+    SELECT t.kind INTO k FROM pxt.tables t WHERE t.relid = rel OR t.face = rel;
     IF k IS NULL AND EXISTS (SELECT 1 FROM pxt.iterator_views v WHERE v.view_rel = rel) THEN
         k := 'view';
     END IF;
@@ -71,7 +79,10 @@ LANGUAGE sql STABLE AS $$
     JOIN pg_catalog.pg_namespace tn ON tn.oid OPERATOR(pg_catalog.=) t.typnamespace
     LEFT JOIN pxt.column_defs d ON d.relid OPERATOR(pg_catalog.=) a.attrelid
          AND d.attnum OPERATOR(pg_catalog.=) a.attnum AND d.dropped_at IS NULL
-    WHERE a.attrelid OPERATOR(pg_catalog.=) pxt._relation($1) AND a.attnum OPERATOR(pg_catalog.>) 0
+    WHERE a.attrelid OPERATOR(pg_catalog.=) coalesce((SELECT f.relid FROM pxt.tables f   -- a face: its storage's
+                                                      WHERE f.face OPERATOR(pg_catalog.=) pxt._relation($1)),
+                                                     pxt._relation($1))
+      AND a.attnum OPERATOR(pg_catalog.>) 0
       AND NOT a.attisdropped
     ORDER BY a.attnum
 $$;

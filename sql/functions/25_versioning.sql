@@ -91,8 +91,8 @@ CREATE OR REPLACE FUNCTION pxt._guard_version() RETURNS trigger LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NEW._pxt_v IS DISTINCT FROM OLD._pxt_v THEN
-        RAISE EXCEPTION 'column _pxt_v of %.% (row %) is set by pixelgres: it records the version that wrote the row',
-            TG_TABLE_SCHEMA, TG_TABLE_NAME, OLD._pxt_rowid USING ERRCODE = '428C9';
+        RAISE EXCEPTION 'column _pxt_v of % (row %) is set by pixelgres: it records the version that wrote the row',
+            pxt._display(TG_RELID), OLD._pxt_rowid USING ERRCODE = '428C9';
     END IF;
     RETURN NEW;
 END $$;

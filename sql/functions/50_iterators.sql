@@ -41,7 +41,8 @@ DECLARE r record;
 BEGIN
     FOR r IN SELECT v.* FROM pxt.iterator_views v ORDER BY v.view_schema, v.view_name LOOP
         name := format('%I.%I', r.view_schema, r.view_name);
-        storage := r.storage; base := r.base; iterator := r.call;
+        storage := r.storage; iterator := r.call;
+        base := coalesce((SELECT t.face FROM pxt.tables t WHERE t.relid = r.base), r.base);  -- a table by its name
         EXECUTE format('SELECT count(*) FROM ONLY %s', r.storage) INTO rows;
         RETURN NEXT;
     END LOOP;

@@ -72,24 +72,24 @@ SELECT pxt.create_table('ml.images', '{"image": "image", "label": "string"}');
 SELECT pxt.add_computed_column('ml.images', 'thumb', 'pxt.resize(image, 8, 8)');
 SELECT pxt.add_computed_column('ml.images', 'px', 'pxt.width(image) * pxt.height(image)');
 INSERT INTO ml.images (image, label) VALUES (:'good', 'committed');
-SELECT _pxt_rowid, label, px FROM ml.images;
-SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) AS committed FROM ml.images t \gset
+SELECT _pxt_rowid, label, px FROM pxt_data."ml.images";
+SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) AS committed FROM pxt_data."ml.images" t \gset
 
 -- a multi-row INSERT with a bad value among good ones inserts nothing, naming the bad row
 SELECT format($$INSERT INTO ml.images (image, label) VALUES (%L, 'a'), (%L, 'b'), (%L, 'c')$$, :'good', value, :'good_jpeg')
   FROM bad ORDER BY n \gexec
-SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) = :'committed' AS unchanged FROM ml.images t;
+SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) = :'committed' AS unchanged FROM pxt_data."ml.images" t;
 
 -- an UPDATE of the committed row to a bad value is refused, leaving the row as it was
 SELECT format($$UPDATE ml.images SET image = %L WHERE label = 'committed'$$, value) FROM bad ORDER BY n \gexec
-SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) = :'committed' AS unchanged FROM ml.images t;
+SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) = :'committed' AS unchanged FROM pxt_data."ml.images" t;
 
 -- with on_error => 'ignore' on the computed columns the media check still refuses the row:
 -- a bad input is not a computed column's error
 SELECT pxt.alter_computed_column('ml.images', 'thumb', 'pxt.resize(image, 8, 8)', on_error => 'ignore');
 SELECT format($$INSERT INTO ml.images (image, label) VALUES (%L, 'c')$$, value) FROM bad ORDER BY n \gexec
-SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) = :'committed' AS unchanged FROM ml.images t;
+SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) = :'committed' AS unchanged FROM pxt_data."ml.images" t;
 
 -- the connection and the table work on
 INSERT INTO ml.images (image, label) VALUES (:'good', 'after1'), (:'good_jpeg', 'after2');
-SELECT label, px FROM ml.images ORDER BY _pxt_rowid;
+SELECT label, px FROM pxt_data."ml.images" ORDER BY _pxt_rowid;

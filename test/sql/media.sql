@@ -152,14 +152,14 @@ SELECT count(*) FROM ml.images;
 
 -- a computed column that fails on the existing rows is not added and changes nothing
 INSERT INTO ml.images (image, category) VALUES (:'quad', 'a'), (:'quad', 'b');
-SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) AS before FROM ml.images t \gset
+SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) AS before FROM pxt_data."ml.images" t \gset
 SELECT pxt.add_computed_column('ml.images', 'big_crop', 'pxt.crop(image, 0, 0, 1000, 1000)');
 \echo :LAST_ERROR_SQLSTATE
-SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) = :'before' AS unchanged FROM ml.images t;
+SELECT jsonb_agg(to_jsonb(t) ORDER BY _pxt_rowid) = :'before' AS unchanged FROM pxt_data."ml.images" t;
 SELECT name FROM pxt.columns('ml.images');
 -- the same column with on_error => 'ignore' records per-row errors instead
 SELECT pxt.add_computed_column('ml.images', 'big_crop', 'pxt.crop(image, 0, 0, 1000, 1000)', on_error => 'ignore');
 SELECT rowid, "column", error_type, message, sqlstate FROM pxt.errors('ml.images') ORDER BY rowid;
 -- and a new good row still gets its thumbnail
 INSERT INTO ml.images (image, category) VALUES (:'quad', 'c');
-SELECT category, pxt.width(thumbnail), w, big_crop FROM ml.images ORDER BY _pxt_rowid;
+SELECT category, pxt.width(thumbnail), w, big_crop FROM pxt_data."ml.images" ORDER BY _pxt_rowid;

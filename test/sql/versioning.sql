@@ -26,7 +26,7 @@ SELECT pxt.rename_column('h', 'x', 'xx');
 INSERT INTO h (xx) VALUES (NULL);
 SELECT version, change_type, inserts, updates, deletes, schema_change->>'op' AS op FROM pxt.history('h') ORDER BY version;
 -- the batched write-back belongs to the inserting statement's version
-SELECT count(DISTINCT _pxt_v) FROM h WHERE xx > 3 AND xx < 10;
+SELECT count(DISTINCT _pxt_v) FROM pxt_data."public.h" WHERE xx > 3 AND xx < 10;
 SELECT column_name FROM information_schema.columns WHERE table_name = 'h' AND column_name IN ('x', 'xx');
 -- reverting the insert, then the rename
 SELECT pxt.revert('h');
@@ -46,7 +46,7 @@ SELECT pxt.create_snapshot('ml.images_before_relabeling', 'ml.images');
 SELECT _pxt_rowid, label FROM ml.images_before_relabeling ORDER BY 1;
 UPDATE ml.images SET label = 'animal';
 INSERT INTO ml.images (label) VALUES ('bird');
-DELETE FROM ml.images WHERE _pxt_rowid = 1;
+DELETE FROM pxt_data."ml.images" WHERE _pxt_rowid = 1;
 SELECT pxt.add_computed_column('ml.images', 'n', 'length(label)');
 SELECT _pxt_rowid, label FROM ml.images_before_relabeling ORDER BY 1;
 -- read-only (terse: the DETAIL would describe how the snapshot view is built)
@@ -85,7 +85,7 @@ SELECT pxt.add_computed_column('sv', 'b', 'a * 2');
 UPDATE sv SET a = a + 100 WHERE a <= 10;
 DELETE FROM sv WHERE a BETWEEN 20 AND 24;
 SELECT pxt.create_snapshot('sv_s', 'sv');
-CREATE TEMP TABLE want AS SELECT _pxt_rowid, a, b FROM sv;
+CREATE TEMP TABLE want AS SELECT _pxt_rowid, a, b FROM pxt_data."public.sv";
 SELECT count(*) FROM want;
 SELECT 'pxt_internal.' || quote_ident('snap_' || vkey) AS overlay FROM pxt.tables WHERE relid = 'sv_s'::regclass \gset
 -- version 4 (5 deletes): 5 tombstones in the overlay; then version 3 (10 updates): 10 more rows
@@ -170,18 +170,18 @@ SELECT * FROM pxt.rows_at_version('vh', 6);
 SELECT v->'retained_from' AS retained_from FROM pxt.vacuum_history('vh', keep => 1) v;
 SELECT column_name FROM information_schema.columns WHERE table_name = 'vh' AND column_name = '_pxt_dropped_2';
 
--- _pxt_v and _pxt_rowid, which history, time travel and revert trust, cannot be updated;
+-- _pxt_v and _pxt_rowid (in the table's storage), which history, time travel and revert trust, cannot be updated;
 -- the refusal names the row and leaves the table and its history as they were
 -- (no computed columns: no row trigger)
 SELECT pxt.create_table('sc', '{"a": "int"}');
 INSERT INTO sc (a) VALUES (1), (2);
-UPDATE sc SET _pxt_v = 0 WHERE a = 1;
+UPDATE pxt_data."public.sc" SET _pxt_v = 0 WHERE a = 1;
 \echo :LAST_ERROR_SQLSTATE
-UPDATE sc SET _pxt_rowid = 9 WHERE a = 1;
+UPDATE pxt_data."public.sc" SET _pxt_rowid = 9 WHERE a = 1;
 \echo :LAST_ERROR_SQLSTATE
 -- unchanged: allowed
-UPDATE sc SET a = a + 1, _pxt_v = _pxt_v;
-SELECT _pxt_rowid, _pxt_v, a FROM sc ORDER BY 1;
+UPDATE pxt_data."public.sc" SET a = a + 1, _pxt_v = _pxt_v;
+SELECT _pxt_rowid, _pxt_v, a FROM pxt_data."public.sc" ORDER BY 1;
 SELECT version FROM pxt.history('sc');
 SELECT * FROM pxt.rows_at_version('sc', 1) r ORDER BY r->'_pxt_rowid';
 
@@ -232,7 +232,7 @@ CREATE TEMP TABLE snap_refs AS SELECT small FROM mv_snap;
 SELECT pxt.revert('mv');
 SELECT pxt.revert('mv');
 SELECT pxt.revert('mv');
-SELECT version FROM pxt.tables WHERE relid = 'mv'::regclass;
+SELECT version FROM pxt.list_tables() WHERE name = 'public.mv';
 SELECT pins FROM pxt.tables WHERE relid = 'mv_snap'::regclass;
 SELECT pxt.vacuum_media(min_age => '0 seconds')->'deleted' AS deleted;
 SELECT (SELECT array_agg(small ORDER BY small) FROM mv_snap) = (SELECT array_agg(small ORDER BY small) FROM snap_refs) AS same_refs;

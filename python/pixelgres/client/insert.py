@@ -99,7 +99,7 @@ def insert(table, source, *, batch_size=None, show_progress=None):
     cols = table._columns()
     rows, total, base_dir, from_frame = _rows(source)
     batch_size = batch_size or BATCH
-    seq = s.fetchone("SELECT pg_get_serial_sequence(%s, '_pxt_rowid')", (table._path,))[0]
+    seq = s.fetchone("SELECT pg_get_serial_sequence(%s, '_pxt_rowid')", (to_sql(table._from_ast()),))[0]
     show = show_progress if show_progress is not None else (total is None or total > batch_size)
     bar = LazyBar(f"inserting into {table._name}", total, show=show)
     state = {"offset": 0, "ids": {}}

@@ -37,15 +37,28 @@ class Table:
         self._base, self._version = base, version  # version: (base path, N) for time travel
         self._cols: dict[str, _Col] | None = None
         self._rowid: bool | None = None
+        self._storage: exp.Table | None = None
 
     # -- identity -------------------------------------------------------------------------------
-    def _from_ast(self) -> exp.Table:
+    def _name_ast(self) -> exp.Table:
         return exp.Table(this=ident(self._name), db=ident(self._schema))
+
+    def _from_ast(self) -> exp.Table:
+        """The relation queries and writes go to: a table's storage, which has the bookkeeping
+        columns (_pxt_rowid...) that its name, a view of the user's columns, leaves out."""
+        if self._storage is None:
+            row = None
+            if self._kind == "table":
+                row = self._session.fetchone(
+                    "SELECT p[1], p[2] FROM (SELECT parse_ident(storage::text) AS p FROM pxt.list_tables() "
+                    "WHERE \"schema\" = %s AND relname = %s AND kind = 'table') s", (self._schema, self._name))
+            self._storage = exp.Table(this=ident(row[1]), db=ident(row[0])) if row else self._name_ast()
+        return self._storage.copy()
 
     @property
     def _path(self) -> str:
         """``"schema"."name"``: how the pxt.* SQL functions take a table name."""
-        return to_sql(self._from_ast())
+        return to_sql(self._name_ast())
 
     def __repr__(self) -> str:
         cols = ", ".join(f"{c.name}: {c.col_type!r}{' (computed)' if c.computed else ''}"

@@ -54,6 +54,7 @@ def server_info() -> str:
 ENTRY = {
     "batch": "core.batch",
     "catalog": "catalog",
+    "faces": "faces",
     "store": "media.store",
     "image": "media.image",
     "history": "versioning.history",

@@ -18,9 +18,13 @@ from .sqlgen.compose import SQL, Identifier
 
 # --- tables -----------------------------------------------------------------------------------
 def managed(name: str) -> int:
-    """OID of a managed table given a user-supplied name (an iterator view's name means its
-    storage table)."""
+    """OID of a managed table's storage given a user-supplied name: the table's name (its
+    face, see faces.py), an iterator view's or a snapshot's name."""
     schema, table = parse_table_name(name)
+    row = one("SELECT t.relid::oid::int AS oid FROM pxt.tables t "
+              "WHERE t.face = to_regclass(format('%I.%I', $1::text, $2::text))", schema, table)
+    if row is not None:
+        return row["oid"]
     row = one("SELECT t.relid::oid::int AS oid FROM pxt.tables t JOIN pg_class c ON c.oid = t.relid "
               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
               schema, table)
@@ -33,6 +37,13 @@ def managed(name: str) -> int:
     fail(f"table {name!r} is not managed by pixelgres" if exists else f"table {name!r} does not exist",
          hint="adopt an existing table with pxt.manage()" if exists else None,
          sqlstate="42809" if exists else "42P01")
+
+
+def display_name(oid: int) -> str:
+    """A managed table's name as users write it: its face's, else its own (quote_ident quoting)."""
+    return one("SELECT format('%I.%I', n.nspname, c.relname) AS n FROM pxt.tables t "
+               "JOIN pg_class c ON c.oid = coalesce(t.face, t.relid) JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE t.relid = $1 UNION ALL SELECT $1::regclass::text LIMIT 1", oid, types=["oid"])["n"]
 
 
 def vkey(oid: int) -> str:

@@ -21,7 +21,7 @@ import tempfile
 import plpy
 
 from . import tabular
-from .catalog import managed
+from .catalog import display_name, managed
 from .core.errors import MediaError
 from .core.errors import fail as _fail
 from .core.spi import one, qualified
@@ -137,7 +137,7 @@ def import_rows(table: str, source: str, fmt: str | None = None) -> int:
         "SELECT d.name, d.expr IS NOT NULL AS computed, format_type(a.atttypid, a.atttypmod) AS type "
         "FROM pxt.column_defs d JOIN pg_attribute a ON a.attrelid = d.relid AND a.attnum = d.attnum "
         "WHERE d.relid = $1 AND d.dropped_at IS NULL", ["oid"]), [oid])}
-    name = qualified(oid)
+    name = display_name(oid)
     with _scratch() as tmp:
         path = src
         if bucket:
@@ -158,7 +158,7 @@ def import_rows(table: str, source: str, fmt: str | None = None) -> int:
                     _fail(f"{objects.display(source)}: no input column of {name} in the file")
                 plan = plans.get(cols)
                 if plan is None:
-                    stmt = gen.insert_json_rows(gen.parse_name(name), cols)
+                    stmt = gen.insert_json_rows(gen.parse_name(qualified(oid)), cols)
                     plan = plans[cols] = plpy.prepare(stmt.as_string(), ["jsonb"])
                 plpy.execute(plan, [_json(batch, {c for c in cols if defs[c][1] in ("json", "jsonb")})])
                 n += len(batch)

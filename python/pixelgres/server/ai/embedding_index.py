@@ -11,7 +11,7 @@ import re
 
 import plpy
 
-from ..catalog import managed
+from ..catalog import display_name, managed
 from ..core.errors import fail as _fail
 from ..core.spi import check_column_name, one, qualified
 from ..ddl import exprs, tables
@@ -104,7 +104,7 @@ def _column(oid: int, column: str) -> dict:
               "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
               oid, column, types=["oid", "name"])
     if row is None:
-        _fail(f"column {column!r} does not exist in {qualified(oid)}", sqlstate="42703")
+        _fail(f"column {column!r} does not exist in {display_name(oid)}", sqlstate="42703")
     is_media = row["nspname"] == "pxt" and row["typname"] in ("image", "video", "audio", "document")
     row["media"] = row["typname"] if is_media else None
     return row
@@ -125,7 +125,7 @@ def _probe_value(oid: int, col: dict, full: str):
         return store_bytes(buf.getvalue(), "png")
     row = one(gen.first_value(_relation(full), col["name"]).as_string())
     if row is None:
-        _fail(f"cannot determine the embedding's dimension: column {col['name']!r} of {full} has no values yet",
+        _fail(f"cannot determine the embedding's dimension: column {col['name']!r} of {display_name(oid)} has no values yet",
                    hint="insert a row first (or index a text or image column)")
     return row["v"]
 
@@ -169,7 +169,7 @@ def _index_relname(schema: str, table: str, name: str) -> str:
 
 def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, query_embedding, on_error):
     oid = managed(tbl)
-    full = qualified(oid)
+    full = qualified(oid)  # the storage, for SQL
     col = _column(oid, column)
     col["name"] = column
     if metric not in METRICS:
@@ -210,7 +210,7 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
             name = f"{column}_embedding_{i}"
     check_column_name(name)
     if name in _names(oid):
-        _fail(f"{qualified(oid)} already has an embedding index {name!r}")
+        _fail(f"{display_name(oid)} already has an embedding index {name!r}")
     expr = gen.column_expression(call, column, _vs(), vtype, dims)
     plpy.execute(plpy.prepare("SELECT pxt.add_computed_column($1, $2, $3, $4)", ["text", "text", "text", "text"]),
                  [full, name, expr, on_error])
@@ -226,8 +226,10 @@ def add_index(tbl, column, embedding, metric, dtype, m, ef_construction, name, q
     if query_embedding is None and "kind" in (func["argnames"] or []) and not re.search(r"\bkind\s*=>", args):
         # e.g. e5: documents are embedded as passages, queries as queries
         query_embedding = call.query_form()
-    rel = one("SELECT n.nspname AS s, c.relname AS r FROM pg_class c JOIN pg_namespace n "
-              "ON n.oid = c.relnamespace WHERE c.oid = $1", oid, types=["oid"])
+    # in the storage's schema, named after the table as users know it (its face)
+    rel = one("SELECT n.nspname AS s, coalesce(f.relname, c.relname) AS r FROM pg_class c JOIN pg_namespace n "
+              "ON n.oid = c.relnamespace JOIN pxt.tables t ON t.relid = c.oid LEFT JOIN pg_class f ON f.oid = t.face "
+              "WHERE c.oid = $1", oid, types=["oid"])
     schema = rel["s"]
     idx = _index_relname(schema, rel["r"], name)
     plpy.execute(gen.create_index(idx, _relation(full), name, _vs(), vtype, metric, m, ef_construction).as_string())
@@ -256,11 +258,11 @@ def drop_index(tbl: str, name: str) -> None:
     row = one(_INDEX_COLUMN, oid, name, types=["oid", "text"])
     if row is None:
         have = _names(oid)
-        _fail(f"no embedding index {name!r} on {qualified(oid)}",
+        _fail(f"no embedding index {name!r} on {display_name(oid)}",
                    hint=f"its embedding indexes: {', '.join(have)}" if have else "it has no embedding indexes")
     # the HNSW index goes with its column; the event trigger forgets the catalog row then (a
     # versioned, soft drop keeps both, hidden, for revert)
-    tables.drop_column(qualified(oid), row["col"])
+    tables.drop_column(display_name(oid), row["col"])
     _RESOLVED.clear()
 
 
@@ -296,7 +298,7 @@ def resolve(tbl: str, column: str, index) -> dict:
     oid = managed(tbl)
     rows = plpy.execute(_plan(_RESOLVE, ["oid", "name", "text"]), [oid, column, index])
     if not rows:
-        full = qualified(oid)
+        full = display_name(oid)
         if index is not None:
             have = [r["name"] for r in plpy.execute(_plan(_RESOLVE, ["oid", "name", "text"]), [oid, column, None])]
             _fail(f"no embedding index {index!r} on column {column!r} of {full}",
@@ -305,10 +307,10 @@ def resolve(tbl: str, column: str, index) -> dict:
         _fail(f"column {column!r} of {full} has no embedding index",
                    hint="add one: " + gen.add_index_hint(full, column))
     if len(rows) > 1:
-        _fail(f"column {column!r} of {qualified(oid)} has {len(rows)} embedding indexes: "
+        _fail(f"column {column!r} of {display_name(oid)} has {len(rows)} embedding indexes: "
                    f"{', '.join(r['name'] for r in rows)}", hint="name one with index => '...'")
     ix = dict(rows[0])
-    ix["table"] = qualified(oid)
+    ix["table"] = qualified(oid)  # the storage, for SQL
     return ix
 
 

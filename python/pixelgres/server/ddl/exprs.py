@@ -17,7 +17,7 @@ A user's expression is SQL text. We never paste it into generated code as typed:
 import plpy
 
 from ..core.errors import fail as _fail
-from ..core.spi import one
+from ..core.spi import one, qualified
 from ..sqlgen import ddl as gen
 
 FORBIDDEN_WORDS = gen.FORBIDDEN_WORDS
@@ -33,12 +33,11 @@ def scan(expr: str) -> None:
         _fail(str(e))
 
 
-def create_view(relid: int, table_sql: str, expr: str) -> str:
-    """Validate ``expr`` and store it as a view over the table (``table_sql``: its name as
-    core.spi.qualified writes it); returns the view's name."""
+def create_view(relid: int, expr: str) -> str:
+    """Validate ``expr`` and store it as a view over the table's storage; returns the view's name."""
     scan(expr)
     view = gen.expression_view(one("SELECT nextval('pxt_internal.expr_seq') AS n")["n"])
-    stmt = gen.create_expression_view(view, gen.parse_name(table_sql), gen.Expression(expr))
+    stmt = gen.create_expression_view(view, gen.parse_name(qualified(relid)), gen.Expression(expr))
     try:
         # prepare() refuses more than one statement: a second guard after scan()
         plan = plpy.prepare(stmt.as_string())

@@ -9,7 +9,7 @@ import json
 
 import plpy
 
-from .. import catalog, model_store
+from .. import catalog, faces, model_store
 from ..catalog import ensure_schema, managed
 from ..media import buckets
 from ..media.gucs import setting
@@ -41,9 +41,8 @@ def _user_name(schema: str, table: str) -> str:
 
 
 def _table(oid: int) -> tuple[str, Identifier]:
-    """A managed table's name as users read it (core.spi.qualified), and for SQL."""
-    name = qualified(oid)
-    return name, gen.parse_name(name)
+    """A managed table's name as users read it (its face's), and its storage's for SQL."""
+    return catalog.display_name(oid), gen.parse_name(qualified(oid))
 
 
 def resolve_type(spec) -> str:
@@ -102,9 +101,13 @@ def create_table(name: str, schema_json: str, if_exists: str = "error") -> str:
     return full
 
 
-def manage(name: str) -> str:
+def manage(name: str, face: bool = True) -> str:
+    """Make a table managed; with ``face`` (not for iterator views' storage) its rows move to
+    pxt_data and its name becomes its face (faces.py)."""
     schema, table = parse_table_name(name)
     full = _user_name(schema, table)
+    if one("SELECT 1 AS x FROM pxt.tables WHERE face = to_regclass($1)", full):
+        return full
     row = one("SELECT c.oid::int AS oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
               "WHERE n.nspname = $1 AND c.relname = $2", schema, table)
     if row is None:
@@ -121,9 +124,38 @@ def manage(name: str) -> str:
         _execute(stmt)
     plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid) VALUES ($1)", ["oid"]), [oid])
     _execute(gen.grant_reader(rel))
+    if face:  # before sync: what it generates names the storage
+        names = one("SELECT n.nspname AS s, c.relname AS r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.oid = $1", oid, types=["oid"])
+        faces.adopt(oid, names["s"], names["r"])
     sync(oid)
     catalog.log_create(oid)
     return full
+
+
+def adopt_faces() -> int:
+    """ALTER EXTENSION UPDATE (sql/functions/95_faces.sql): every managed table without a face
+    gets one, and what was generated with its old name is generated again."""
+    todo = plpy.execute("SELECT t.relid::oid::int AS o, n.nspname AS s, c.relname AS r FROM pxt.tables t "
+                        "JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE t.kind = 'table' AND t.face IS NULL AND n.nspname <> 'pxt_data' ORDER BY 1")
+    for r in todo:
+        faces.adopt(r["o"], r["s"], r["r"])
+        # this runs inside the extension's script, where CREATE OR REPLACE of an object the
+        # extension does not own fails: the table's generated functions are lent to it meanwhile
+        _lend_functions(r["o"], "ADD")
+        sync(r["o"])
+        _lend_functions(r["o"], "DROP")
+    return len(todo)
+
+
+def _lend_functions(oid: int, verb: str) -> None:
+    fns = plpy.execute(plpy.prepare(
+        "SELECT p.proname AS f FROM pg_proc p WHERE p.pronamespace = 'pxt_internal'::regnamespace "
+        "AND p.pronargs = 0 AND p.proname LIKE '%\\_' || $1 AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass "
+        "AND d.objid = p.oid AND d.deptype = 'e') = $2", ["text", "bool"]), [catalog.vkey(oid), verb == "DROP"])
+    for f in fns:
+        plpy.execute(gen.lend_to_extension(verb, f["f"]).as_string())
 
 
 def sync(oid: int) -> None:
@@ -162,6 +194,7 @@ def _sync(oid: int) -> None:
           AND NOT EXISTS (SELECT 1 FROM pxt.column_defs d WHERE d.relid = $1 AND d.attnum = a.attnum)""", q_oid), [oid])
     history.ensure_history(oid)
     triggers.regenerate(oid)
+    faces.sync(oid)
     _log_schema_change(oid)
 
 
@@ -209,7 +242,7 @@ def add_computed_column(table: str, name: str, expr: str, on_error: str = "abort
         if if_exists != "replace":
             _fail(f"column {name!r} already exists in {full}", hint="if_exists => 'ignore' or 'replace'", sqlstate="42701")
         drop_column(full, name)
-    view = exprs.create_view(oid, full, expr)
+    view = exprs.create_view(oid, expr)
     info = exprs.analyze(oid, view, expr)
     _models_installed(name, info)
     dest = _destination(name, destination, info["media_type"])
@@ -258,7 +291,7 @@ def set_media_validation(table: str, name: str, mode: str) -> str:
     row = one("SELECT media_type, expr IS NOT NULL AS computed FROM pxt.column_defs "
               "WHERE relid = $1 AND name = $2 AND dropped_at IS NULL", oid, name, types=["oid", "name"])
     if row is None or row["media_type"] is None or row["computed"]:
-        _fail(f"{name!r} is not a media input column of {qualified(oid)}", sqlstate="42809")
+        _fail(f"{name!r} is not a media input column of {catalog.display_name(oid)}", sqlstate="42809")
     plpy.execute(plpy.prepare("UPDATE pxt.column_defs SET media_validation = $3 WHERE relid = $1 AND name = $2 "
                               "AND dropped_at IS NULL", ["oid", "name", "text"]), [oid, name, mode])
     triggers.regenerate(oid)
@@ -293,10 +326,10 @@ def drop_column(table: str, name: str) -> None:
 
 def undrop_column(oid: int, attnum: int, name: str) -> None:
     """Revert of a drop: the column gets its name (and expression) back."""
-    full, rel = _table(oid)
+    rel = _table(oid)[1]
     _execute(gen.undrop_column(rel, int(attnum), name))
     row = one("SELECT expr FROM pxt.column_defs WHERE relid = $1 AND attnum = $2", oid, attnum, types=["oid", "int"])
-    view = exprs.create_view(oid, full, row["expr"]) if row and row["expr"] else None
+    view = exprs.create_view(oid, row["expr"]) if row and row["expr"] else None
     plpy.execute(plpy.prepare("UPDATE pxt.column_defs SET dropped_at = NULL, name = $3, expr_view = $4::regclass "
                               "WHERE relid = $1 AND attnum = $2", ["oid", "int", "name", "text"]),
                  [oid, attnum, name, view])
@@ -304,7 +337,11 @@ def undrop_column(oid: int, attnum: int, name: str) -> None:
 
 def add_column(table: str, name: str, type_spec: str) -> str:
     oid = managed(table)
-    _execute(gen.add_column(_table(oid)[1], check_column_name(name), column_type(type_spec)))
+    full, rel = _table(oid)
+    if one("SELECT 1 AS x FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
+           oid, check_column_name(name), types=["oid", "name"]):
+        _fail(f"column {name!r} already exists in {full}", sqlstate="42701")
+    _execute(gen.add_column(rel, name, column_type(type_spec)))
     return name
 
 
@@ -312,7 +349,7 @@ def rename_column(table: str, old: str, new: str) -> str:
     oid = managed(table)
     if not one("SELECT 1 AS x FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL",
                oid, old, types=["oid", "name"]):
-        _fail(f"column {old!r} does not exist in {qualified(oid)}", sqlstate="42703")
+        _fail(f"column {old!r} does not exist in {catalog.display_name(oid)}", sqlstate="42703")
     # clip: ``old`` was looked up as a name parameter, which truncates an over-long one
     _execute(gen.rename_column(_table(oid)[1], clip(old), check_column_name(new)))
     return new
@@ -328,12 +365,13 @@ def drop_table(table: str, force: bool = False) -> None:
                    hint="drop them first, or pxt.drop_table(name, force => true) to drop them too", sqlstate="2BP01")
     for s_ in snaps:
         history.drop_snapshot(s_)
-    _execute(gen.drop_table(rel))  # the event trigger cleans the catalog
+    if not faces.drop(oid):  # a face takes its storage along (faces.dropped)
+        _execute(gen.drop_table(rel))  # the event trigger cleans the catalog
 
 
 def check_recompute(oid: int, cols: list[str]) -> str:
-    """Validate a recompute request; returns the qualified table name."""
-    full = qualified(oid)
+    """Validate a recompute request; returns the storage's name (regclass), for SQL."""
+    full = catalog.display_name(oid)
     known = {r["name"] for r in plpy.execute(plpy.prepare(
         "SELECT name FROM pxt.column_defs WHERE relid = $1 AND expr IS NOT NULL AND dropped_at IS NULL",
         ["oid"]), [oid])}
@@ -342,7 +380,7 @@ def check_recompute(oid: int, cols: list[str]) -> str:
     for c in cols:
         if c not in known:
             _fail(f"{c!r} is not a computed column of {full}", sqlstate="42809")
-    return full
+    return qualified(oid)
 
 
 def columns(table: str):
@@ -365,10 +403,9 @@ def alter_computed_column(table: str, name: str, expr: str, on_error: str | None
     row = one("SELECT on_error, expr FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL AND expr IS NOT NULL",
               oid, name, types=["oid", "name"])
     if row is None:
-        _fail(f"{name!r} is not a computed column of {qualified(oid)}", sqlstate="42809")
+        _fail(f"{name!r} is not a computed column of {catalog.display_name(oid)}", sqlstate="42809")
     on_error = on_error or row["on_error"]
-    full = qualified(oid)
-    view = exprs.create_view(oid, full, expr)
+    view = exprs.create_view(oid, expr)
     info = exprs.analyze(oid, view, expr)
     _models_installed(name, info)
     cur = one("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1 AND attname = $2",

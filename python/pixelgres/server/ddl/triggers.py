@@ -22,7 +22,7 @@ This module reads the catalog; the SQL of both functions and their triggers is g
 """
 import plpy
 
-from ..catalog import vkey
+from ..catalog import display_name, vkey
 from ..core.spi import one, qualified
 from ..sqlgen import ddl as gen
 from ..versioning import history
@@ -76,9 +76,8 @@ def _exists(fn) -> bool:
 
 
 def regenerate(oid: int) -> None:
-    name = qualified(oid)
     cols = _load(oid)
-    t = gen.TriggerTable(gen.parse_name(name), name, int(oid), vkey(oid), cols, _plain_eq_types(oid))
+    t = gen.TriggerTable(gen.parse_name(qualified(oid)), display_name(oid), int(oid), vkey(oid), cols, _plain_eq_types(oid))
     # Only computed columns and media checks need a row trigger: versions need none (an
     # insert's version comes from _pxt_v's default; an update leaves _pxt_v alone, so plain
     # updates stay HOT, and the version a row became live is found in the history table).

@@ -32,7 +32,7 @@ import json
 
 import plpy
 
-from ..catalog import ensure_schema, iterator_entry, iterator_storage, managed
+from ..catalog import display_name, ensure_schema, iterator_entry, iterator_storage, managed
 from ..core.errors import fail as _fail
 from ..core.spi import one, parse_table_name, q, qualified
 from ..ddl import exprs, tables
@@ -47,9 +47,8 @@ def _execute(stmt: Composable):
 
 
 def _relation(oid: int) -> tuple[str, Identifier]:
-    """A relation's name as messages show it (core.spi.qualified) and its Identifier."""
-    name = qualified(oid)
-    return name, written_name(name)
+    """A managed relation's name as messages show it (a table's face's) and its storage's Identifier."""
+    return display_name(oid), written_name(qualified(oid))
 
 
 # --- catalog ------------------------------------------------------------------------------------------
@@ -178,7 +177,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
     storage = one("SELECT $1::regclass::oid::int AS o", store_full)["o"]
     iter_view = gen.iterator_view(storage).as_string()
     _execute(gen.rename_iterator_view(tmp_rel, storage))
-    tables.manage(store_full)
+    tables.manage(store_full, face=False)  # users query the joined view
     spec = {"call": call, "function": func["f"] if func else None, "view": f"{schema}.{rel}", "reads": deps}
     plpy.execute(plpy.prepare("UPDATE pxt.tables SET kind = 'view', base = $2, iterator = $3, comment = $4 "
                               "WHERE relid = $1", ["oid", "oid", "jsonb", "text"]),
@@ -244,8 +243,8 @@ def sync(storage: int) -> None:
         cur = one("SELECT n.nspname AS s, c.relname AS r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                   "WHERE c.oid = $1", e["view_oid"], types=["oid"])
         e["view_schema"], e["view_name"] = cur["s"], cur["r"]  # followed an ALTER VIEW ... RENAME / SET SCHEMA
-    base, store_full, base_full = e["base"], qualified(storage), qualified(e["base"])
-    store_rel, base_rel = written_name(store_full), written_name(base_full)
+    base = e["base"]
+    (store_full, store_rel), (base_full, base_rel) = _relation(storage), _relation(base)
     iter_cols = {c["name"] for c in _columns(one("SELECT $1::regclass::oid::int AS o", e["iter_view"])["o"])}
     deps, _ = _deps(e["iter_view"], base)
     gone = [d for d in deps if d.startswith("_pxt_dropped_")]

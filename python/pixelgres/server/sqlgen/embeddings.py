@@ -171,7 +171,7 @@ RESOLVE_BY_NAME = SQL("""
     WHERE array_length(p, 1) <= 2 AND src.attname = $2 AND ($3::text IS NULL OR e.name = $3)""").format(LIVE_JOINS)
 # $1 relid or NULL for all
 LIST_INDEXES = SQL("""
-        SELECT e.relid::text AS "table", e.name, src.attname AS source_column, vec.attname AS vector_column,
+        SELECT pxt._display(e.relid) AS "table", e.name, src.attname AS source_column, vec.attname AS vector_column,
                e.embedding, e.query_embedding, e.metric, e.precision, e.dims, e.index_rel::text AS index, e.params
         {}
         WHERE $1::oid IS NULL OR e.relid = $1 ORDER BY 1, 2""").format(LIVE)

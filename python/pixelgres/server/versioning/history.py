@@ -20,9 +20,9 @@ import json
 
 import plpy
 
-from ..catalog import ensure_schema, current_version, vkey
+from ..catalog import current_version, display_name, ensure_schema, vkey
 from ..core.errors import fail as _fail
-from ..core.spi import one, parse_table_name, qualified
+from ..core.spi import one, parse_table_name
 from ..sqlgen import versioning as gen
 from ..sqlgen.compose import Composable, Identifier, clip
 
@@ -85,9 +85,9 @@ def version_query(oid: int, n: int) -> Composable:
     """SELECT returning exactly the rows and columns (as named then) live at version n."""
     t = one("SELECT version, retained_from FROM pxt.tables WHERE relid = $1", oid, types=["oid"])
     if n < 0 or n > t["version"]:
-        _fail(f"{qualified(oid)} has no version {n} (versions 0..{t['version']})")
+        _fail(f"{display_name(oid)} has no version {n} (versions 0..{t['version']})")
     if n < t["retained_from"]:
-        _fail(f"version {n} of {qualified(oid)} was vacuumed (oldest kept: {t['retained_from']})")
+        _fail(f"version {n} of {display_name(oid)} was vacuumed (oldest kept: {t['retained_from']})")
     schema = json.loads(one("SELECT schema FROM pxt.versions WHERE relid = $1 AND version <= $2 AND schema IS NOT NULL "
                             "ORDER BY version DESC LIMIT 1", oid, n, types=["oid", "int"])["schema"])
     phys = {r["attnum"]: r["attname"] for r in plpy.execute(plpy.prepare(
@@ -113,7 +113,7 @@ def create_snapshot(name: str, oid: int, n) -> str:
     n = current_version(oid) if n is None else int(n)
     select = version_query(oid, n)
     ensure_schema(schema)
-    for stmt in gen.create_snapshot(view, select, gen.snapshot_comment(qualified(oid), n)):
+    for stmt in gen.create_snapshot(view, select, gen.snapshot_comment(display_name(oid), n)):
         _execute(stmt)
     full = view.as_string()
     plpy.execute(plpy.prepare("INSERT INTO pxt.tables (relid, kind, base, version, pins) "
@@ -133,7 +133,8 @@ def drop_snapshot(name: str) -> None:
 
 
 def at_version(oid: int, n: int) -> str:
-    relname = one("SELECT relname FROM pg_class WHERE oid = $1", oid, types=["oid"])["relname"]
+    relname = one("SELECT c.relname FROM pxt.tables t JOIN pg_class c ON c.oid = coalesce(t.face, t.relid) "
+                  "WHERE t.relid = $1", oid, types=["oid"])["relname"]  # a table's by its face's name
     name = clip(relname + "@" + str(int(n)))
     _execute(gen.create_temp_view(name, version_query(oid, n)))
     return Identifier("pg_temp", name).as_string()

@@ -9,7 +9,8 @@ import json
 import plpy
 
 from ..core.errors import fail as _fail
-from ..core.spi import one, qualified
+from ..catalog import display_name
+from ..core.spi import one
 from ..ddl import tables, triggers
 from ..sqlgen import versioning as gen
 from ..sqlgen.compose import Composable
@@ -34,7 +35,7 @@ def revert(oid: int, if_pinned: str = "materialize") -> int:
     ``_keep_snapshot``); ``'error'`` refuses instead, as Pixeltable does."""
     if if_pinned not in ("materialize", "error"):
         _fail(f"if_pinned must be 'materialize' or 'error', not {if_pinned!r}")
-    table = qualified(oid)
+    table = display_name(oid)
     v = one("SELECT version FROM pxt.tables WHERE relid = $1 FOR UPDATE", oid, types=["oid"])["version"]
     if v == 0:
         _fail(f"cannot revert {table}: it is at version 0, there is nothing to undo", sqlstate="55000")
@@ -124,7 +125,7 @@ def _revert_data(oid: int, v: int) -> None:
 
 
 def _revert_schema(oid: int, v: int, change: dict) -> None:
-    table = qualified(oid)
+    table = display_name(oid)
     op = change.get("op")
     plpy.execute("SELECT set_config('pxt_v.no_log', 'on', true)")
     try:

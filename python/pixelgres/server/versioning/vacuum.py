@@ -4,9 +4,9 @@ import time
 
 import plpy
 
-from ..catalog import current_version
+from ..catalog import current_version, display_name
 from ..core.errors import fail as _fail
-from ..core.spi import one, qualified
+from ..core.spi import one
 from ..core.errors import MediaError
 from ..media import buckets, objects
 from ..media.store import media_dir
@@ -20,7 +20,7 @@ def _execute(stmt: Composable):
 
 
 def vacuum_history(oid: int, keep, older_than) -> dict:
-    table = qualified(oid)
+    table = display_name(oid)
     v = current_version(oid)
     cutoffs = []
     if keep is not None:
