@@ -192,8 +192,14 @@ def videos(db):
     return db
 
 
+def internal(db, name: str) -> str:
+    """The view's rows with their bookkeeping columns (its name shows the user's columns only)."""
+    return db.execute("SELECT pxt.internal_relation(%s)::text", (name,)).fetchone()[0]
+
+
 def frames(db, view="ml.frames"):
-    return db.execute(f"SELECT _pxt_base_rowid, frame_idx, title FROM {view} ORDER BY _pxt_base_rowid, pos").fetchall()
+    return db.execute(f"SELECT _pxt_base_rowid, frame_idx, title FROM {internal(db, view)} "
+                      "ORDER BY _pxt_base_rowid, pos").fetchall()
 
 
 def test_view_follows_its_base(videos, files, video):
@@ -204,6 +210,10 @@ def test_view_follows_its_base(videos, files, video):
                       "iterator => 'pxt.frame_iterator(video, fps => 1)')").fetchone()[0]
     assert view == "ml.frames"
     assert frames(db) == [(1, 0, "a"), (1, 10, "a")]  # existing rows are expanded
+    shown = [d.name for d in db.execute("SELECT * FROM ml.frames LIMIT 0").description]
+    assert shown[-2:] == ["video", "title"] and "frame" in shown  # the view's, then the base's columns
+    assert not [c for c in shown if c.startswith("_pxt")]
+    assert internal(db, "ml.frames").startswith("pxt_internal.rows_")
     # base columns are joined, not copied
     storage_cols = [r[0] for r in db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'ml.frames_rows'::regclass "
                                              "AND attnum > 0 AND NOT attisdropped")]
@@ -211,15 +221,16 @@ def test_view_follows_its_base(videos, files, video):
     assert db.execute("SELECT kind, base::text, iterator->>'call' FROM pxt.tables WHERE relid = 'ml.frames_rows'::regclass"
                       ).fetchone() == ("view", 'pxt_data."ml.videos"', "pxt.frame_iterator(video, fps => 1)")
     # insert expands the new rows only
-    ids_before = db.execute("SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM ml.frames").fetchone()[0]
+    rel = internal(db, "ml.frames")
+    ids_before = db.execute(f"SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM {rel}").fetchone()[0]
     db.execute("INSERT INTO ml.videos (video, title) VALUES (%s, 'b'), (%s, 'c')", (str(long), str(video)))
     assert frames(db) == [(1, 0, "a"), (1, 10, "a"), (2, 0, "b"), (2, 10, "b"), (2, 20, "b"), (2, 30, "b"),
                           (3, 0, "c"), (3, 10, "c")]
-    assert db.execute("SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM ml.frames WHERE _pxt_base_rowid = 1"
+    assert db.execute(f"SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM {rel} WHERE _pxt_base_rowid = 1"
                       ).fetchone()[0] == ids_before
     # updating other columns does not re-expand; updating the iterated column does
     db.execute("UPDATE ml.videos SET title = 'A' WHERE title = 'a'")
-    assert db.execute("SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM ml.frames WHERE _pxt_base_rowid = 1"
+    assert db.execute(f"SELECT array_agg(_pxt_rowid ORDER BY _pxt_rowid) FROM {rel} WHERE _pxt_base_rowid = 1"
                       ).fetchone()[0] == ids_before
     assert frames(db)[:2] == [(1, 0, "A"), (1, 10, "A")]
     db.execute("UPDATE ml.videos SET video = %s WHERE title = 'A'", (str(long),))
@@ -281,8 +292,8 @@ def test_computed_columns_on_a_view(videos, video):
     db.execute("SELECT pxt.add_computed_column('ml.frames_rows', 'thumb', 'pxt.resize(frame, 16, 8)')")
     db.execute("SELECT pxt.add_computed_column('ml.frames_rows', 'second', 'pos_msec / 1000')")
     db.execute("INSERT INTO ml.videos (video) VALUES (%s)", (str(video),))
-    rows = db.execute("SELECT frame_idx, pxt.width(thumb), pxt.height(thumb), second, thumb FROM ml.frames "
-                      "ORDER BY _pxt_rowid").fetchall()
+    rows = db.execute("SELECT frame_idx, pxt.width(thumb), pxt.height(thumb), second, thumb "
+                      f"FROM {internal(db, 'ml.frames')} ORDER BY _pxt_rowid").fetchall()
     assert len(rows) == 8  # backfilled for the first video, computed on insert for the second
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(i, 16, 8, i / 10) for i in (0, 5, 10, 15)] * 2
     assert [level(db, r[4]) for r in rows[:4]] == [0, 5, 10, 15]
@@ -506,7 +517,8 @@ def test_audio_segments_of_compressed_audio_and_view(db, files):
     wav = make_wav(files / "t.wav", 5.0)
     db.execute("INSERT INTO talks VALUES (%s), (%s)", (str(m4a), str(wav)))
     by: dict = {}
-    for audio, length in db.execute("SELECT audio, end_time_sec - start_time_sec FROM segments ORDER BY _pxt_rowid"):
+    for audio, length in db.execute("SELECT audio, end_time_sec - start_time_sec "
+                                    f"FROM {internal(db, 'segments')} ORDER BY _pxt_rowid"):
         by.setdefault(audio, []).append(length)
     assert by[str(wav)] == [2.5, 2.5]
     assert by[str(m4a)][:2] == [2.5, 2.5] and len(by[str(m4a)]) == 3 and 1.9 < by[str(m4a)][2] < 2.2

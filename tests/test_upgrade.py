@@ -158,6 +158,7 @@ def test_upgrade_leaves_the_objects_of_a_fresh_install_and_old_data_works(server
                       [(str(files / f"{i}.png"), w) for i, w in enumerate(["red", "green", "blue"])])
         c.execute("UPDATE ml.imgs SET label = label || ' square' WHERE label = 'red'")
         c.execute("SELECT pxt.create_snapshot('ml.imgs_s', 'ml.imgs')")
+        c.execute("SELECT pxt.create_view('ml.words', 'ml.imgs', 'pxt.string_splitter(label)')")
         snap = c.execute("SELECT _pxt_rowid, label, n, small FROM ml.imgs_s ORDER BY 1").fetchall()
         old_version = c.execute("SELECT version FROM pxt.tables WHERE relid = 'ml.imgs'::regclass").fetchone()[0]
     # --- the upgrade, by the current release ------------------------------------------------------
@@ -186,6 +187,10 @@ def test_upgrade_leaves_the_objects_of_a_fresh_install_and_old_data_works(server
             ["image", "label", "small", "n", "label_embedding"]
         assert c.execute("SELECT storage::text FROM pxt.list_tables() WHERE name = 'ml.imgs'").fetchone()[0] == \
             'pxt_data."ml.imgs"'
+        # and the iterator view over it: its name shows its and its base's columns, and it follows
+        assert not [d.name for d in c.execute("SELECT * FROM ml.words LIMIT 0").description if d.name.startswith("_pxt")]
+        rows = c.execute("SELECT pxt.internal_relation('ml.words')::text").fetchone()[0]
+        assert c.execute(f"SELECT count(*) FROM {rows} WHERE _pxt_base_rowid IS NOT NULL").fetchone()[0] == 3
         assert c.execute("SELECT count(*) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e' "
                          "AND objid IN ('ml.imgs'::regclass, 'pxt_data.\"ml.imgs\"'::regclass)").fetchone()[0] == 0
         assert c.execute("SELECT pins FROM pxt.tables WHERE relid = 'ml.imgs_s'::regclass").fetchone()[0] == old_version
@@ -193,6 +198,7 @@ def test_upgrade_leaves_the_objects_of_a_fresh_install_and_old_data_works(server
             c.execute('UPDATE pxt_data."ml.imgs" SET _pxt_v = 0')
         c.execute("INSERT INTO ml.imgs (image, label) VALUES (%s, 'grey')", (str(files / "3.png"),))
         assert c.execute("SELECT n, pxt.width(small) FROM ml.imgs WHERE label = 'grey'").fetchone() == (4, 8)
+        assert c.execute("SELECT count(*) FROM ml.words WHERE label = 'grey'").fetchone()[0] == 1
         top = c.execute("SELECT row->>'label' FROM pxt.search('ml.imgs', 'label', 'grey', k => 1)").fetchone()[0]
         assert top == "grey"
         hist = c.execute("SELECT version, change_type, inserts FROM pxt.history('ml.imgs')").fetchall()

@@ -26,6 +26,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION pxt._display(regclass) IS 'A managed table''s name as users write it: its face''s (server/faces.py), else its own';
 
+CREATE OR REPLACE FUNCTION pxt.internal_relation(tbl text) RETURNS regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(
+        (SELECT t.relid FROM pxt.tables t WHERE t.face = pxt._relation(tbl)),
+        (SELECT to_regclass(format('pxt_internal.%I', 'rows_' || t.vkey))
+         FROM pxt.iterator_views v JOIN pxt.tables t ON t.relid = v.storage WHERE v.view_rel = pxt._relation(tbl)),
+        pxt._relation(tbl))
+$$;
+COMMENT ON FUNCTION pxt.internal_relation(text) IS
+  'The relation holding a table''s or iterator view''s rows with the bookkeeping columns (_pxt_rowid, _pxt_errors, ...) '
+  'that its name leaves out: a table''s storage, an iterator view''s joined rows; other relations themselves';
+
 CREATE OR REPLACE FUNCTION pxt.list_tables()
 RETURNS TABLE (name text, kind text, version integer, created_at timestamptz, "schema" name, relname name,
                storage regclass, base regclass)
@@ -79,9 +91,7 @@ LANGUAGE sql STABLE AS $$
     JOIN pg_catalog.pg_namespace tn ON tn.oid OPERATOR(pg_catalog.=) t.typnamespace
     LEFT JOIN pxt.column_defs d ON d.relid OPERATOR(pg_catalog.=) a.attrelid
          AND d.attnum OPERATOR(pg_catalog.=) a.attnum AND d.dropped_at IS NULL
-    WHERE a.attrelid OPERATOR(pg_catalog.=) coalesce((SELECT f.relid FROM pxt.tables f   -- a face: its storage's
-                                                      WHERE f.face OPERATOR(pg_catalog.=) pxt._relation($1)),
-                                                     pxt._relation($1))
+    WHERE a.attrelid OPERATOR(pg_catalog.=) pxt.internal_relation($1)  -- the bookkeeping columns too
       AND a.attnum OPERATOR(pg_catalog.>) 0
       AND NOT a.attisdropped
     ORDER BY a.attnum

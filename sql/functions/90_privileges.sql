@@ -11,7 +11,7 @@ BEGIN
     -- event triggers run for everybody's DDL; the internals every caller's code path needs
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'pxt'::regnamespace
              AND (p.prorettype = 'event_trigger'::regtype
-                  OR p.proname IN ('_guc_init', '_boot', '_media_dir', '_owns', '_forget_dropped', 'version')) LOOP
+                  OR p.proname IN ('_guc_init', '_boot', '_media_dir', '_owns', '_forget_dropped', '_display', 'version')) LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
     END LOOP;
     -- admin only
@@ -22,7 +22,7 @@ BEGIN
     -- readers: what only reads
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'pxt'::regnamespace
              AND p.proname IN ('history', 'columns', 'errors', 'status', 'list_tables', 'table_kind', 'describe', 'list_dirs',
-                               '_relation', 'at_version',
+                               '_relation', 'internal_relation', '_display', 'at_version',
                                'rows_at_version', 'width', 'height', 'mode', 'format', 'image_info',
                                'to_bytes', 'image_url', 'media_url', 'views', 'embedding_indexes', 'embedding_models',
                                'search', 'embed', 'hybrid_search', '_clean_error', '_error_info') LOOP

@@ -1,4 +1,4 @@
--- Run once (0.2.0). A managed table's rows live in its storage, pxt_data.<vkey>, with
+-- Run once (0.2.0). A managed table's rows live in its storage, pxt_data."<schema>.<table>", with
 -- pixelgres's bookkeeping columns (_pxt_rowid, _pxt_errors, _pxt_v); the table's name is its
 -- face, a view of the user's columns only that passes INSERT/UPDATE/DELETE through
 -- (server/faces.py; extension/faces.c points DDL, COPY and TRUNCATE on the face at the storage).

@@ -44,14 +44,15 @@ class Table:
         return exp.Table(this=ident(self._name), db=ident(self._schema))
 
     def _from_ast(self) -> exp.Table:
-        """The relation queries and writes go to: a table's storage, which has the bookkeeping
-        columns (_pxt_rowid...) that its name, a view of the user's columns, leaves out."""
+        """The relation queries and writes go to (pxt.internal_relation): a table's storage, an
+        iterator view's joined rows, with the bookkeeping columns (_pxt_rowid...) that the
+        name, a view of the user's columns, leaves out."""
         if self._storage is None:
             row = None
-            if self._kind == "table":
+            if self._kind in ("table", "view"):
                 row = self._session.fetchone(
-                    "SELECT p[1], p[2] FROM (SELECT parse_ident(storage::text) AS p FROM pxt.list_tables() "
-                    "WHERE \"schema\" = %s AND relname = %s AND kind = 'table') s", (self._schema, self._name))
+                    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.oid = pxt.internal_relation(%s)", (self._path,))
             self._storage = exp.Table(this=ident(row[1]), db=ident(row[0])) if row else self._name_ast()
         return self._storage.copy()
 

@@ -79,9 +79,6 @@ def _create(oid: int, face: Identifier) -> None:
     plpy.execute(plpy.prepare("UPDATE pxt.tables SET face = $2 WHERE relid = $1", ["oid", "oid"]), [oid, f])
     plpy.execute(SQL("COMMENT ON VIEW {} IS {}").format(face, Literal(
         f"pixelgres table; its rows, with the bookkeeping columns, are in {qualified(oid)}")).as_string())
-    if one("SELECT 1 AS x FROM pg_depend WHERE classid = 'pg_class'::regclass AND objid = $1 AND deptype = 'e'",
-           f, types=["oid"]):  # created by ALTER EXTENSION UPDATE (95_faces.sql): a user object, dumped with the data
-        plpy.execute(SQL("ALTER EXTENSION pixelgres DROP VIEW {}").format(face).as_string())
 
 
 _PRIVILEGES = {"SELECT": SQL("SELECT"), "INSERT": SQL("INSERT"), "UPDATE": SQL("UPDATE"), "DELETE": SQL("DELETE"),

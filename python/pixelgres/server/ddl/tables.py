@@ -141,21 +141,8 @@ def adopt_faces() -> int:
                         "WHERE t.kind = 'table' AND t.face IS NULL AND n.nspname <> 'pxt_data' ORDER BY 1")
     for r in todo:
         faces.adopt(r["o"], r["s"], r["r"])
-        # this runs inside the extension's script, where CREATE OR REPLACE of an object the
-        # extension does not own fails: the table's generated functions are lent to it meanwhile
-        _lend_functions(r["o"], "ADD")
         sync(r["o"])
-        _lend_functions(r["o"], "DROP")
     return len(todo)
-
-
-def _lend_functions(oid: int, verb: str) -> None:
-    fns = plpy.execute(plpy.prepare(
-        "SELECT p.proname AS f FROM pg_proc p WHERE p.pronamespace = 'pxt_internal'::regnamespace "
-        "AND p.pronargs = 0 AND p.proname LIKE '%\\_' || $1 AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass "
-        "AND d.objid = p.oid AND d.deptype = 'e') = $2", ["text", "bool"]), [catalog.vkey(oid), verb == "DROP"])
-    for f in fns:
-        plpy.execute(gen.lend_to_extension(verb, f["f"]).as_string())
 
 
 def sync(oid: int) -> None:

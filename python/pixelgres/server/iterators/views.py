@@ -32,7 +32,7 @@ import json
 
 import plpy
 
-from ..catalog import display_name, ensure_schema, iterator_entry, iterator_storage, managed
+from ..catalog import display_name, ensure_schema, iterator_entry, iterator_storage, managed, vkey
 from ..core.errors import fail as _fail
 from ..core.spi import one, parse_table_name, q, qualified
 from ..ddl import exprs, tables
@@ -280,9 +280,9 @@ def _joined_view(storage: int, e: dict, store: tuple[str, Identifier], base: tup
     theirs = [c for c in _user(b_cols) if c["name"] not in names]
     # (name, (side, column), type): side s for the storage, b for the base
     want = ([(c["name"], ("s", c["name"]), c["type"]) for c in mine] +
-            [(c["name"], ("b", c["name"]), c["type"]) for c in theirs] +
-            [(n, ("s", n), t) for n, t in (("_pxt_rowid", "bigint"), ("_pxt_base_rowid", "bigint"), ("_pxt_errors", "jsonb"))])
+            [(c["name"], ("b", c["name"]), c["type"]) for c in theirs])
     (store_full, store_rel), (base_full, base_rel) = store, base
+    _rows_view(storage, store_rel, base_rel, [x for _, x, _ in want])
     view = Identifier(e["view_schema"], e["view_name"])
     full = f"{q(e['view_schema'])}.{q(e['view_name'])}"  # for messages
     oid = _view_exists(e)
@@ -317,6 +317,28 @@ def _joined_view(storage: int, e: dict, store: tuple[str, Identifier], base: tup
     if one("SELECT 1 AS x FROM pg_roles WHERE rolname = 'pxt_reader'"):
         _execute(gen.grant_reader(view))  # as its storage (tables.manage)
     _remember(storage, oid, e)
+
+
+def _rows_view(storage: int, store: Identifier, base: Identifier, user: list[tuple[str, str]]) -> None:
+    """The joined rows with the bookkeeping columns, for pxt.internal_relation (the client's
+    insertion order and errors): made again whenever its columns change; nothing of the
+    user's may depend on it."""
+    cols = user + [("s", n) for n in ("_pxt_rowid", "_pxt_base_rowid", "_pxt_errors")]
+    rows = gen.rows_view(vkey(storage))
+    have = one("SELECT to_regclass($1)::oid::int AS o", rows.as_string())["o"]
+    if have and [c["name"] for c in _columns(have)] == [n for _, n in cols]:
+        return
+    if have:
+        _execute(gen.drop_view(rows))
+    _execute(gen.create_joined_view(rows, gen.joined_view_select(store, base, cols)))
+    if one("SELECT 1 AS x FROM pg_roles WHERE rolname = 'pxt_reader'"):
+        _execute(gen.grant_reader(rows))
+
+
+def sync_all() -> None:
+    """ALTER EXTENSION UPDATE (sql/functions/95_faces.sql): every view's relations as this release makes them."""
+    for r in plpy.execute("SELECT storage::oid::int AS s FROM pxt.iterator_views ORDER BY 1"):
+        sync(r["s"])
 
 
 def _remember(storage: int, oid: int, e: dict) -> None:

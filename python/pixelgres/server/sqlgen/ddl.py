@@ -248,15 +248,6 @@ def grant_reader(table: Relation) -> Composed:
     return SQL("GRANT SELECT ON {} TO pxt_reader").format(relation(table))
 
 
-def lend_to_extension(verb: str, function: str) -> Composed:
-    """ALTER EXTENSION pixelgres ADD or DROP a generated trigger function (``function``: its
-    name in pxt_internal; it takes no arguments)."""
-    if verb not in ("ADD", "DROP"):
-        raise ValueError("lend_to_extension takes verb ADD or DROP")
-    return SQL("ALTER EXTENSION pixelgres {} FUNCTION {}()").format(SQL("ADD") if verb == "ADD" else SQL("DROP"),
-                                                                    Identifier("pxt_internal", function))
-
-
 def drop_table(table: Relation) -> Composed:
     return SQL("DROP TABLE {} CASCADE").format(relation(table))
 

@@ -98,6 +98,14 @@ def iterator_view(storage: int) -> Identifier:
     return Identifier("pxt_internal", iterator_view_relname(storage))
 
 
+def rows_view(vkey: str) -> Identifier:
+    """The joined view with the bookkeeping columns (pxt.internal_relation), named by the
+    storage's vkey, which survives dump and restore."""
+    if not re.fullmatch(r"t[0-9a-f]{16}", vkey):
+        raise ValueError(f"not a vkey: {vkey!r}")
+    return Identifier("pxt_internal", "rows_" + vkey)
+
+
 def expand_function(storage: int) -> Identifier:
     return Identifier("pxt_internal", "view_expand_" + _oid(storage))
 
