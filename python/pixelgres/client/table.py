@@ -50,10 +50,10 @@ class Table:
         if self._storage is None:
             row = None
             if self._kind in ("table", "view"):
-                row = self._session.fetchone(
-                    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE c.oid = pxt.internal_relation(%s)", (self._path,))
-            self._storage = exp.Table(this=ident(row[1]), db=ident(row[0])) if row else self._name_ast()
+                row = self._session.fetchone("SELECT parse_ident(pxt.internal_relation(%s)::text)", (self._path,))
+            parts = row[0] if row and row[0] else None
+            self._storage = (exp.Table(this=ident(parts[-1]), db=ident(parts[0] if len(parts) == 2 else self._schema))
+                             if parts else self._name_ast())
         return self._storage.copy()
 
     @property

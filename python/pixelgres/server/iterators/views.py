@@ -223,6 +223,7 @@ def drop_view(name: str) -> None:
     storage = iterator_storage(name)
     if storage is None:
         _fail(f"{name!r} is not an iterator view", hint="drop tables with pxt.drop_table", sqlstate="42809")
+    _execute(gen.drop_view(gen.rows_view(vkey(storage)), if_exists=True))  # quietly: pxt_internal's
     tables.drop_table(qualified(storage))  # the sql_drop event trigger removes the rest
 
 
