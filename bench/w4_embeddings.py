@@ -192,8 +192,9 @@ def bench_queries(conn, model, queries: list[str]) -> str:
     pid = conn.info.backend_pid
     half = len(queries) // 2
     q_shape, q_search = queries[:half], queries[half:]
-    raw_sql = f"SELECT _pxt_rowid, body FROM {tbl} ORDER BY body_embedding <=> %s::vector LIMIT 5"
-    shape_sql = f"SELECT _pxt_rowid, body FROM {tbl} ORDER BY body_embedding <=> pxt.embed('{tbl}', 'body', %s) LIMIT 5"
+    rows = conn.execute("SELECT pxt.internal_relation(%s)::text", (tbl,)).fetchone()[0]  # with _pxt_rowid
+    raw_sql = f"SELECT _pxt_rowid, body FROM {rows} ORDER BY body_embedding <=> %s::vector LIMIT 5"
+    shape_sql = f"SELECT _pxt_rowid, body FROM {rows} ORDER BY body_embedding <=> pxt.embed('{tbl}', 'body', %s) LIMIT 5"
     search_sql = f"SELECT rowid, row FROM pxt.search('{tbl}', 'body', %s, k => 5)"
     for sql, arg in ((raw_sql, vec(model.query("warm"))), (shape_sql, "warm up"), (search_sql, "warm up too")):
         for _ in range(6):  # past psycopg's prepare threshold, as a long-lived application would be

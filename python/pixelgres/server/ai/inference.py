@@ -16,11 +16,14 @@ KINDS = EMBEDDINGS + TASKS
 
 
 def offline(threads: int) -> None:
-    """Never reach a model hub; OpenMP threads that sleep when idle; bounded torch threads."""
+    """The model server's set-up: never reach a model hub; bounded torch threads. Unlike a
+    backend's, its OpenMP threads keep the default wait policy (a short spin, then sleep): they
+    are the cluster's only model threads, so spinning takes no core from another model, and it
+    saves a thread wake-up in each of a query's many small parallel regions (docs/models.md, W10).
+    Set here, before torch loads OpenMP, so the backends' PASSIVE default cannot apply."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(max(1, threads))
