@@ -1,6 +1,7 @@
 /*
  * pixelgres.so: the extension's configuration parameters (and, in faces.c, the hook that
- * points DDL naming a managed table at its storage).
+ * points DDL naming a managed table at its storage; in replica.c, the hint on a read replica's
+ * read-only errors).
  *
  * Placeholder GUCs (plain "SET pixelgres.x") can be set by any role, so settings that
  * protect the host (which files the server may read, where its Python comes from, where
@@ -65,6 +66,7 @@ static char *bedrock_session_token;
 
 void _PG_init(void);
 void pxt_faces_init(void);
+void pxt_replica_init(void);
 
 void
 _PG_init(void)
@@ -185,6 +187,7 @@ _PG_init(void)
 		NULL, &replaying, false, PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pixelgres");
 	pxt_faces_init();  /* faces.c */
+	pxt_replica_init();  /* replica.c */
 }
 
 PG_FUNCTION_INFO_V1(pxt_guc_init);

@@ -36,8 +36,8 @@ def test_tcp_with_scram_and_roles_from_the_cli(home, capsys):
     assert rc == 0 and "scram-sha-256" in err
     c = embedded_cluster()
     hba = [line for line in (c.datadir / "pg_hba.conf").read_text().splitlines() if line and not line.startswith("#")]
-    assert hba[0] == "local all all trust"
-    assert all(line.split()[0] == "host" and line.split()[-1] == "scram-sha-256" for line in hba[1:]) and hba[1:]
+    assert hba[:2] == ["local all all trust", "local replication all trust"]  # the owner's 0700 socket
+    assert all(line.split()[0] == "host" and line.split()[-1] == "scram-sha-256" for line in hba[2:]) and hba[2:]
     with psycopg.connect(c.dsn(), autocommit=True) as admin:
         assert admin.execute("SHOW listen_addresses").fetchone()[0] == "127.0.0.1"
         admin.execute("""SELECT pxt.create_table('ml.t', '{"s": "string"}')""")

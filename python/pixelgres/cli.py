@@ -15,8 +15,15 @@ from .cluster import embedded_cluster
 
 
 def cmd_up(args) -> int:
-    c = embedded_cluster().start()
-    dsn = c.ensure_database()
+    c = embedded_cluster()
+    if args.replica_of:
+        if c.initialized and not c.is_replica():
+            print(f"error: {c.home} already holds a primary cluster; use another PIXELGRES_HOME for the replica",
+                  file=sys.stderr)
+            return 2
+        c.init_replica(args.replica_of)
+    c.start()
+    dsn = c.dsn() if c.is_replica() else c.ensure_database()  # a replica has its primary's databases
     if args.listen is not None:
         if args.listen in ("*", "0.0.0.0", "::"):
             print("warning: listening on every interface; only roles with passwords (SCRAM) can log in over TCP",
@@ -247,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pixelgres", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up", help="create/start the embedded cluster and print its DSN")
+    u.add_argument("--replica-of", metavar="CONNINFO",
+                   help="make this cluster a streaming read replica of the primary CONNINFO reaches (a role that may "
+                        "replicate; for the embedded primary on this machine: its socket, see pixelgres status)")
     u.add_argument("--listen", metavar="ADDRESS", help="also accept TCP connections on this address (127.0.0.1; "
                                                        "* for every interface), scram-sha-256 passwords only; "
                                                        "'' for the socket only")

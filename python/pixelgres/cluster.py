@@ -119,6 +119,29 @@ class Cluster:
     def init(self) -> "Cluster":
         if self.initialized:
             return self
+        self._runtime()
+        self._run(pg_bindir() / "initdb", "-D", self.datadir, "-U", SUPERUSER, "-A", "trust",
+                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        self._configure()
+        return self
+
+    def init_replica(self, primary: str) -> "Cluster":
+        """A streaming hot standby of ``primary`` (a conninfo of a role that may replicate, e.g.
+        another cluster's ``dsn()``): pg_basebackup copies it and writes standby.signal and
+        primary_conninfo, then this cluster's own port, socket and settings are set. Media files
+        are not WAL: point pixelgres.media_dir at the primary's store (shared storage) or keep
+        media in buckets (docs/scale-out.md)."""
+        if self.initialized:
+            return self
+        self._runtime()
+        self._run(pg_bindir() / "pg_basebackup", "-D", self.datadir, "-d", primary, "-R", "-X", "stream",
+                  "--checkpoint=fast", "--no-sync")
+        for f in ("postmaster.pid", "postmaster.opts"):
+            (self.datadir / f).unlink(missing_ok=True)
+        self._configure()
+        return self
+
+    def _runtime(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         runtime = self.home / "cluster"
         runtime.mkdir(exist_ok=True)
@@ -136,8 +159,9 @@ class Cluster:
             d.mkdir(mode=0o700, exist_ok=True)
             self._own(d)
         self.port = self.port or free_port()
-        self._run(pg_bindir() / "initdb", "-D", self.datadir, "-U", SUPERUSER, "-A", "trust",
-                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+
+    def _configure(self) -> None:
+        """This cluster's settings, after those initdb (or a base backup's copy) wrote: the last wins."""
         conf = {
             "port": str(self.port),
             "listen_addresses": "''",
@@ -153,12 +177,14 @@ class Cluster:
         with open(self.datadir / "postgresql.conf", "a") as f:
             f.write("\n# pixelgres embedded cluster\n" + lines)
         self.state_file.write_text(json.dumps({"runtime": str(self.runtime), "port": self.port}))
-        return self
 
     def running(self) -> bool:
         if not self.initialized:
             return False
         return self._run(pg_bindir() / "pg_ctl", "-D", self.datadir, "status", check=False).returncode == 0
+
+    def is_replica(self) -> bool:
+        return self.initialized and (self.datadir / "standby.signal").exists()
 
     def start(self) -> "Cluster":
         if not self.initialized:
@@ -190,8 +216,8 @@ class Cluster:
             except ValueError:
                 raise ValueError(f"--listen takes an IP address, 'localhost' or '*', not {address!r}") from None
         hba = self.datadir / "pg_hba.conf"
-        lines = ["# pixelgres: the owner over the 0700 socket; passwords (SCRAM) over TCP",
-                 "local all all trust"]
+        lines = ["# pixelgres: the owner over the 0700 socket (and replicas started from it); passwords (SCRAM) over TCP",
+                 "local all all trust", "local replication all trust"]
         if address:
             nets = ["0.0.0.0/0", "::/0"] if address in ("0.0.0.0", "*", "::") else ["127.0.0.1/32", "::1/128"] \
                 if address in ("127.0.0.1", "localhost", "::1") else [f"{address}/32" if ":" not in address
