@@ -61,6 +61,23 @@ def backend_cpu(pid: int) -> float:
         return float("nan")
 
 
+def memory(pid: int) -> dict:
+    """RSS, unique (private: USS) and anonymous memory of a process, MiB, from /proc (local
+    cluster only). USS counts a shared library's pages as private while one process maps
+    them; anonymous memory (heap, tensors) is what each further process pays again."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Rss", "Pss", "Private_Clean", "Private_Dirty", "Anonymous"):
+                    out[k] = int(v.split()[0]) / 1024
+    except OSError:
+        return {"rss": float("nan"), "uss": float("nan"), "anon": float("nan")}
+    return {"rss": out.get("Rss", 0), "uss": out.get("Private_Clean", 0) + out.get("Private_Dirty", 0),
+            "anon": out.get("Anonymous", 0)}
+
+
 class Timing:
     """Wall time and CPU time, of this process (all threads) or of a backend (by pid): on a
     loaded machine CPU time is the steadier measure of the work done."""

@@ -32,7 +32,7 @@ import time
 # threads sleep rather than spin. Without it a loaded machine slows the direct side several-fold,
 # which would flatter pixelgres.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from _cluster import Timing, bench_dir, cluster, connect  # noqa: E402
+from _cluster import Timing, bench_dir, cluster, connect, memory  # noqa: E402
 
 from pixelgres import __version__  # noqa: E402
 
@@ -107,20 +107,6 @@ def vec(v) -> str:
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
-def memory(pid: int) -> dict:
-    """RSS and unique (private) memory of a backend, MiB."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
-                    out[k] = int(v.split()[0]) / 1024
-    except OSError:
-        return {"rss": float("nan"), "uss": float("nan")}
-    return {"rss": out.get("Rss", 0), "uss": out.get("Private_Clean", 0) + out.get("Private_Dirty", 0)}
 
 
 def bench_memory(dsn: str, model, texts: list[str]) -> None:
