@@ -147,30 +147,26 @@ def cmd_model_server(args) -> int:
     """Run the embedded cluster's shared model server in the foreground; while it runs, every
     backend's local embedding models (CLIP, MiniLM) are its one loaded copy."""
     import psycopg
-    from psycopg import sql
 
     c = embedded_cluster().start()
     with psycopg.connect(c.ensure_database(), autocommit=True) as conn:
         python_dir = conn.execute("SELECT current_setting('pixelgres.python_dir')").fetchone()[0]
     proc = c.start_model_server(python_dir, args.threads, args.max_models)
-
-    def point(value: str | None) -> None:
-        with psycopg.connect(c.dsn("postgres"), autocommit=True) as conn:
-            if value:
-                conn.execute(sql.SQL("ALTER SYSTEM SET pixelgres.model_server = {}").format(sql.Literal(value)))
-            else:
-                conn.execute("ALTER SYSTEM RESET pixelgres.model_server")
-            conn.execute("SELECT pg_reload_conf()")
-    point(str(c.model_socket))
+    _set_system(c, {"pixelgres.model_server": str(c.model_socket)})
     print(f"model server {c.model_socket} (pid {proc.pid}); pixelgres.model_server is set; Ctrl-C stops it",
-          file=sys.stderr)
+          file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: the same clean-up as Ctrl-C
     try:
         return proc.wait()
     except KeyboardInterrupt:
         c.stop_model_server(proc)
-        return proc.returncode
+        return 0
     finally:
-        point(None)
+        _set_system(c, {"pixelgres.model_server": None})  # backends go back to their own models
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _set_system(c, settings: dict) -> None:
@@ -207,9 +203,7 @@ def cmd_media_server(args) -> int:
     _set_system(c, {"pixelgres.media_url_base": base, "pixelgres.media_url_key_file": str(key_file)})
     print(f"media server {base} (pixelgres.media_url_base); pxt.media_url signs links to it; Ctrl-C stops it",
           file=sys.stderr, flush=True)
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop)  # a service manager's stop: the same clean-up as Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: the same clean-up as Ctrl-C
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
             server.serve_forever()
