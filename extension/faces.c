@@ -9,8 +9,8 @@
  *
  *   TRUNCATE, COPY (the face's columns unless a column list is given), ALTER TABLE (but its
  *   OWNER TO and SET/RESET options, which PostgreSQL applies to the view), ALTER TABLE ...
- *   RENAME COLUMN, CREATE INDEX, CREATE TRIGGER (not INSTEAD OF), CREATE POLICY, VACUUM and
- *   ANALYZE;
+ *   RENAME COLUMN, CREATE INDEX, CREATE/DROP TRIGGER (not INSTEAD OF), CREATE/ALTER/DROP
+ *   POLICY, VACUUM and ANALYZE;
  *   DROP TABLE drops the face as a view, and the sql_drop event trigger drops its storage;
  *   GRANT/REVOKE ON TABLE apply to the face and to its storage (COPY reads the storage's).
  *
@@ -126,6 +126,22 @@ alter_applies_to_view(AlterTableStmt *stmt)
 	return false;
 }
 
+/* An object name "relation parts..., object" (DROP POLICY/TRIGGER): on the storage if the
+ * relation is a face. */
+static List *
+on_storage(List *name, bool *changed)
+{
+	List	   *rel = list_copy(name);
+	RangeVar   *s;
+
+	rel = list_truncate(rel, list_length(name) - 1);
+	s = storage_of(makeRangeVarFromNameList(rel));
+	if (s == NULL)
+		return name;
+	*changed = true;
+	return list_make3(makeString(s->schemaname), makeString(s->relname), llast(name));
+}
+
 /* As the sql_drop event trigger says for a table without a face (sql/functions/20_tables.sql). */
 static void
 refuse_drop_column(AlterTableStmt *stmt)
@@ -213,6 +229,13 @@ rewrite(Node *node, bool *changed)
 				stmt->table = redirect(stmt->table, changed);
 				break;
 			}
+		case T_AlterPolicyStmt:
+			{
+				AlterPolicyStmt *stmt = (AlterPolicyStmt *) node;
+
+				stmt->table = redirect(stmt->table, changed);
+				break;
+			}
 		case T_VacuumStmt:
 			{
 				VacuumStmt *stmt = (VacuumStmt *) node;
@@ -232,6 +255,13 @@ rewrite(Node *node, bool *changed)
 				List	   *faces = NIL;
 				List	   *rest = NIL;
 
+				if (stmt->removeType == OBJECT_POLICY || stmt->removeType == OBJECT_TRIGGER)
+				{
+					/* DROP POLICY / TRIGGER name ON face: the policy or trigger is the storage's */
+					foreach(lc, stmt->objects)
+						lfirst(lc) = on_storage(lfirst(lc), changed);
+					break;
+				}
 				if (stmt->removeType != OBJECT_TABLE)
 					break;
 				foreach(lc, stmt->objects)
@@ -301,6 +331,7 @@ faces_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		case T_IndexStmt:
 		case T_CreateTrigStmt:
 		case T_CreatePolicyStmt:
+		case T_AlterPolicyStmt:
 		case T_VacuumStmt:
 		case T_DropStmt:
 		case T_GrantStmt:

@@ -96,6 +96,13 @@ def test_copy_truncate_and_grants_name_the_table(db, dsn, t):
                 assert sorted(bytes(b) for b in cp) == [b"5\n", b"6\n"]
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 r.execute("INSERT INTO ml.t (x) VALUES (7)")
+        # row-level security on the table's name holds for readers of the face
+        db.execute("ALTER TABLE ml.t ENABLE ROW LEVEL SECURITY")
+        db.execute(f"CREATE POLICY only_five ON ml.t FOR SELECT TO {role} USING (x = 5)")
+        with psycopg.connect(make_conninfo(dsn, user=role), autocommit=True) as r:
+            assert r.execute("SELECT x FROM ml.t").fetchall() == [(5,)]
+        db.execute("DROP POLICY only_five ON ml.t")
+        db.execute("ALTER TABLE ml.t DISABLE ROW LEVEL SECURITY")
         db.execute(f"REVOKE SELECT ON TABLE ml.t FROM {role}")
         with psycopg.connect(make_conninfo(dsn, user=role), autocommit=True) as r:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -47,6 +47,14 @@ def _select(storage: Identifier, cols: list[tuple[int, str]]) -> SQL:
     return SQL("SELECT {} FROM ONLY {}").format(SQL(", ").join(Identifier(n) for _, n in cols), storage)
 
 
+def _define(face: Identifier, storage: Identifier, cols: list[tuple[int, str]], replace: bool = False) -> str:
+    """CREATE [OR REPLACE] VIEW of the face. security_invoker (given again on each replace,
+    which resets a view's options): the storage's row-level security and privileges apply to
+    whoever reads the face, as they did to the table; an owner's view would bypass them."""
+    verb = SQL("CREATE OR REPLACE VIEW") if replace else SQL("CREATE VIEW")
+    return SQL("{} {} WITH (security_invoker = true) AS {}").format(verb, face, _select(storage, cols)).as_string()
+
+
 def _storage_name(oid: int, schema: str, table: str) -> str:
     """``schema.table`` (legible in psql: ``SELECT _pxt_errors FROM pxt_data."ml.images"``), or
     the table's vkey when that is taken or longer than a name may be."""
@@ -74,7 +82,7 @@ def adopt(oid: int, schema: str, table: str) -> None:
 
 def _create(oid: int, face: Identifier) -> None:
     storage = written_name(qualified(oid))
-    plpy.execute(SQL("CREATE VIEW {} AS {}").format(face, _select(storage, _user_columns(oid))).as_string())
+    plpy.execute(_define(face, storage, _user_columns(oid)))
     f = one("SELECT $1::regclass::oid::int AS o", face.as_string(), types=["text"])["o"]
     plpy.execute(plpy.prepare("UPDATE pxt.tables SET face = $2 WHERE relid = $1", ["oid", "oid"]), [oid, f])
     plpy.execute(SQL("COMMENT ON VIEW {} IS {}").format(face, Literal(
@@ -134,7 +142,7 @@ def sync(oid: int) -> None:
             plpy.execute(SQL("ALTER VIEW {} RENAME COLUMN {} TO {}").format(
                 face, Identifier(f"_pxt_renaming_{i}"), Identifier(new)).as_string())
         if len(want) > len(have):
-            plpy.execute(SQL("CREATE OR REPLACE VIEW {} AS {}").format(face, _select(storage, want)).as_string())
+            plpy.execute(_define(face, storage, want, replace=True))
         return
     acl = _grants(f)
     _set_rebuilding("on")
