@@ -19,7 +19,7 @@ install:
 	@eval "$$(scripts/pgenv.sh)"; $(MAKE) -s -C extension install PG_CONFIG=$$PG_BINDIR/pg_config
 
 bench: setup
-	@for b in bench/w*.py; do $(VENV)/bin/python $$b; done
+	$(VENV)/bin/python bench/summary.py
 
 clean:
 	$(MAKE) -C extension clean PG_CONFIG=$$(scripts/pgenv.sh | sed -n 's/PG_BINDIR=//p')/pg_config

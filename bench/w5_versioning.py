@@ -12,6 +12,10 @@ from _cluster import bench_dir, cluster, connect, timed
 SETTINGS = {"fsync": "off", "synchronous_commit": "off", "shared_buffers": "512MB"}
 
 
+def miss(ratio: float, target: float) -> str:
+    return "" if ratio <= target else ", ABOVE TARGET"
+
+
 def workload(conn, table, rows, batch):
     ins = sum(timed(conn, f"INSERT INTO {table} (x, label) SELECT g, 'label ' || g FROM generate_series(%s::bigint, %s::bigint) g",
                     (i, i + batch - 1)) for i in range(0, rows, batch))
@@ -42,10 +46,10 @@ def main():
                 best[kind] = [min(b[0], ins), min(b[1], upd)]
         (p_ins, p_upd), (v_ins, v_upd), (s_ins, s_upd) = best["plain"], best["versioned"], best["storage"]
         print(f"W5 insert {a.rows} rows in statements of {a.batch}: unmanaged {a.rows / p_ins:,.0f} rows/s, "
-              f"versioned {a.rows / v_ins:,.0f} rows/s, ratio {v_ins / p_ins:.2f}x (target <= 1.3x)")
+              f"versioned {a.rows / v_ins:,.0f} rows/s, ratio {v_ins / p_ins:.2f}x (target <= 1.3x{miss(v_ins / p_ins, 1.3)})")
         n_upd = a.rows // 4
         print(f"W5 update {n_upd} rows: unmanaged {n_upd / p_upd:,.0f} rows/s, versioned {n_upd / v_upd:,.0f} rows/s, "
-              f"ratio {v_upd / p_upd:.2f}x (target <= 1.3x)")
+              f"ratio {v_upd / p_upd:.2f}x (target <= 1.3x{miss(v_upd / p_upd, 1.3)})")
         print(f"W5 the face (writes through the table's name) over writes to its storage: insert "
               f"{v_ins / s_ins:.3f}x, update {v_upd / s_upd:.3f}x")
         times = {}
@@ -57,7 +61,8 @@ def main():
             conn.execute(f"UPDATE {t} SET label = 'changed' WHERE x <= 100")
             times[size] = timed(conn, "SELECT pxt.revert(%s)", (t,))
         print(f"W5 revert of a 100-row version: 10k rows {times[10_000] * 1000:.1f} ms, "
-              f"200k rows {times[200_000] * 1000:.1f} ms, ratio {times[200_000] / times[10_000]:.2f}x (target <= 2x)")
+              f"200k rows {times[200_000] * 1000:.1f} ms, ratio {times[200_000] / times[10_000]:.2f}x "
+              f"(target <= 2x{miss(times[200_000] / times[10_000], 2)})")
 
 
 if __name__ == "__main__":
