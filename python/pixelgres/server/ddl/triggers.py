@@ -92,7 +92,7 @@ def regenerate(oid: int) -> None:
         uploads = gen.drop_upload_triggers(t)
     for stmt in uploads:
         _execute(stmt)
-    for stmt in history.trigger_sql(oid, t.late_errors()):
+    for stmt in history.trigger_sql(oid, t.late_errors(), t.records_errors()):
         plpy.execute(stmt)
     batch = gen.statement_trigger(t)
     if not batch:

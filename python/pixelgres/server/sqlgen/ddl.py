@@ -240,7 +240,10 @@ def manage_table(table: Relation, have: Iterable[str]) -> list[Composed]:
         out.append(SQL("ALTER TABLE {} ADD COLUMN _pxt_errors jsonb").format(table))
     if "_pxt_v" not in have:
         out.append(SQL("ALTER TABLE {} ADD COLUMN _pxt_v integer NOT NULL DEFAULT 0").format(table))
-    out.append(SQL("CREATE INDEX ON {} (_pxt_v)").format(table))
+    # how revert finds a version's inserted rows (WHERE _pxt_v = v). BRIN, not a btree: rows are
+    # appended in version order, so a page range's min/max narrow the scan as well, and an
+    # insert does not pay a btree insertion per row (W5: that was most of versioning's cost)
+    out.append(SQL("CREATE INDEX ON {} USING brin (_pxt_v) WITH (pages_per_range = 32, autosummarize = on)").format(table))
     return out
 
 
@@ -396,6 +399,10 @@ class TriggerTable:
             if c.batched or c.deferred or any(d in out for d in c.deps):
                 out.add(c.name)
         return out
+
+    def records_errors(self) -> bool:
+        """May any column record an error in _pxt_errors (on_error => 'ignore')?"""
+        return any(c.ignores_errors for c in self.computed)
 
     def late_errors(self) -> bool:
         """Do batched columns record errors after the rows were captured (for the version trigger)?"""

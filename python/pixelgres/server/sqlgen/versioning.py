@@ -145,11 +145,11 @@ current_setting('pxt_v.internal', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_WHEN = 'BEFORE' THEN
     UPDATE pxt.tables SET version = version + 1 WHERE relid = TG_RELID RETURNING version INTO v;
     PERFORM set_config({setting}, v::text, true);
+    {before_insert}
     RETURN NULL;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    SELECT count(*), count(*) FILTER (WHERE {errors})
-      INTO n, e FROM pxt_new n;
+    {count_inserts}
   ELSIF TG_OP = 'UPDATE' THEN
     INSERT INTO {h} (_pxt_rowid, _pxt_v, _pxt_v_to{hcols})
       SELECT o._pxt_rowid, o._pxt_v, v{ocols} FROM pxt_old o WHERE o._pxt_v < v;
@@ -181,24 +181,40 @@ _EVENTS = (
 )
 
 
-def trigger_body(table: Relation, vkey: str, columns: Sequence[Column], late_errors: bool) -> Composed:
+def trigger_body(table: Relation, vkey: str, columns: Sequence[Column], late_errors: bool,
+                 records_errors: bool = True) -> Composed:
     """The plpgsql body of the version trigger function. ``late_errors``: batched columns
-    record errors after the rows were captured, so count them in the table."""
+    record errors after the rows were captured, so count them in the table.
+    ``records_errors``: some column may record errors (on_error => 'ignore'). When none can,
+    an insert's rows are counted from the transaction's insert counter, read before and
+    after the statement, instead of from a transition table that copies every row (W5)."""
+    if not records_errors:
+        started = Literal(version_setting(vkey) + "_ins")
+        return _TRIGGER_BODY.format(
+            setting=Literal(version_setting(vkey)), h=history_table(vkey),
+            before_insert=SQL("IF TG_OP = 'INSERT' THEN PERFORM set_config({}, "
+                              "pg_stat_get_xact_tuples_inserted(TG_RELID)::text, true); END IF;").format(started),
+            count_inserts=SQL("n := pg_stat_get_xact_tuples_inserted(TG_RELID) - current_setting({})::bigint;").format(
+                started),
+            hcols=_each(SQL(", "), [c.hist for c in columns]),
+            ocols=_each(SQL(", o."), [c.ident for c in columns]))
     if late_errors:
         errors = SQL("(SELECT t._pxt_errors IS NOT NULL FROM {} t WHERE t._pxt_rowid = n._pxt_rowid)").format(
             relation(table))
     else:
         errors = SQL("n._pxt_errors IS NOT NULL")
     return _TRIGGER_BODY.format(
-        setting=Literal(version_setting(vkey)), errors=errors, h=history_table(vkey),
+        setting=Literal(version_setting(vkey)), h=history_table(vkey), before_insert=SQL(""),
+        count_inserts=SQL("SELECT count(*), count(*) FILTER (WHERE {}) INTO n, e FROM pxt_new n;").format(errors),
         hcols=_each(SQL(", "), [c.hist for c in columns]),
         ocols=_each(SQL(", o."), [c.ident for c in columns]))
 
 
-def trigger_statements(table: Relation, vkey: str, columns: Sequence[Column], late_errors: bool) -> list[Composed]:
+def trigger_statements(table: Relation, vkey: str, columns: Sequence[Column], late_errors: bool,
+                       records_errors: bool = True) -> list[Composed]:
     """Statements (re)creating a table's version trigger function and its triggers, in order."""
     table, fn = relation(table), version_function(vkey)
-    body = trigger_body(table, vkey, columns, late_errors)
+    body = trigger_body(table, vkey, columns, late_errors, records_errors)
     # SECURITY DEFINER: anyone allowed to write the table gets its versions recorded (history
     # table, version log) as the table's owner; the body is fixed, schema-qualified SQL.
     out = [SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
@@ -210,6 +226,11 @@ def trigger_statements(table: Relation, vkey: str, columns: Sequence[Column], la
     for event, suffix, transition in _EVENTS:
         out.append(SQL("CREATE OR REPLACE TRIGGER {} BEFORE {} ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
             Identifier("pxt_version_begin_" + suffix), event, table, fn))
+        if suffix == "insert" and not records_errors:  # counted, not captured (trigger_body)
+            out.append(SQL("CREATE OR REPLACE TRIGGER {} AFTER {} ON {} "
+                           "FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
+                Identifier("pxt_version_end_" + suffix), event, table, fn))
+            continue
         out.append(SQL("CREATE OR REPLACE TRIGGER {} AFTER {} ON {} REFERENCING {} "
                        "FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
             Identifier("pxt_version_end_" + suffix), event, table, transition, fn))

@@ -72,10 +72,12 @@ def ensure_history(oid: int) -> None:
 
 
 # --- triggers (generated per table; called by triggers.regenerate) ---------------------------
-def trigger_sql(oid: int, late_errors: bool) -> list[str]:
+def trigger_sql(oid: int, late_errors: bool, records_errors: bool = True) -> list[str]:
     """Statements (re)creating the version triggers of a table. ``late_errors``: batched
-    columns record errors after the rows were captured, so count them in the table."""
-    stmts = gen.trigger_statements(relation_of(oid), vkey(oid), _columns(live_columns(oid)), bool(late_errors))
+    columns record errors after the rows were captured, so count them in the table;
+    ``records_errors``: some column may record errors at all."""
+    stmts = gen.trigger_statements(relation_of(oid), vkey(oid), _columns(live_columns(oid)), bool(late_errors),
+                                   bool(records_errors))
     return [s.as_string() for s in stmts]
 
 
