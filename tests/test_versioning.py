@@ -215,3 +215,18 @@ def test_two_writers_linear_history(server, dsn):
         assert len(at(c, "cw", len(vs) - 1)) == 40
 
 
+
+
+def test_insert_counts_need_track_counts(db):
+    """A table that cannot record errors counts an insert's rows with the transaction's insert
+    counter: without track_counts the insert is refused, not logged as empty."""
+    db.execute("""SELECT pxt.create_table('tc', '{"a": "int"}')""")
+    db.execute("INSERT INTO tc (a) SELECT generate_series(1, 7)")
+    assert db.execute("SELECT inserts FROM pxt.history('tc') WHERE change_type = 'data'").fetchall() == [(7,)]
+    db.execute("SET track_counts = off")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="track_counts = on"):
+        db.execute("INSERT INTO tc (a) VALUES (8)")
+    db.execute("RESET track_counts")
+    db.execute("INSERT INTO tc (a) VALUES (8)")
+    assert db.execute("SELECT inserts FROM pxt.history('tc') WHERE change_type = 'data' ORDER BY version"
+                      ).fetchall() == [(7,), (1,)]

@@ -192,8 +192,12 @@ def trigger_body(table: Relation, vkey: str, columns: Sequence[Column], late_err
         started = Literal(version_setting(vkey) + "_ins")
         return _TRIGGER_BODY.format(
             setting=Literal(version_setting(vkey)), h=history_table(vkey),
-            before_insert=SQL("IF TG_OP = 'INSERT' THEN PERFORM set_config({}, "
-                              "pg_stat_get_xact_tuples_inserted(TG_RELID)::text, true); END IF;").format(started),
+            before_insert=SQL("IF TG_OP = 'INSERT' THEN "
+                              "IF NOT current_setting('track_counts')::boolean THEN RAISE EXCEPTION USING "
+                              "ERRCODE = '55000', MESSAGE = 'pixelgres: inserts into a versioned table need "
+                              "track_counts = on (the version log counts their rows with it)'; END IF; "
+                              "PERFORM set_config({}, pg_stat_get_xact_tuples_inserted(TG_RELID)::text, true); "
+                              "END IF;").format(started),
             count_inserts=SQL("n := pg_stat_get_xact_tuples_inserted(TG_RELID) - current_setting({})::bigint;").format(
                 started),
             hcols=_each(SQL(", "), [c.hist for c in columns]),
