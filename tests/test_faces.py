@@ -143,6 +143,22 @@ def test_drops_take_the_storage_along(db, t):
                       "(SELECT 1 FROM pg_class c WHERE c.oid = t.relid)").fetchone()[0] == 0
 
 
+def test_user_triggers_and_schema_moves_on_the_name(db, t):
+    db.execute("CREATE TABLE ml.audit (x int)")
+    db.execute("CREATE FUNCTION ml.audit() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$ BEGIN INSERT INTO ml.audit VALUES (NEW.x); RETURN NEW; END $$")
+    db.execute("CREATE TRIGGER audit AFTER INSERT ON ml.t FOR EACH ROW EXECUTE FUNCTION ml.audit()")
+    db.execute("INSERT INTO ml.t (x) VALUES (41), (42)")
+    assert db.execute("SELECT array_agg(x ORDER BY x) FROM ml.audit").fetchone()[0] == [41, 42]
+    db.execute("DROP TRIGGER audit ON ml.t")
+    db.execute("INSERT INTO ml.t (x) VALUES (43)")
+    assert db.execute("SELECT count(*) FROM ml.audit").fetchone()[0] == 2
+    db.execute("CREATE SCHEMA other")
+    db.execute("ALTER TABLE ml.t SET SCHEMA other")
+    assert db.execute("SELECT name FROM pxt.list_tables() WHERE kind = 'table'").fetchall() == [("other.t",)]
+    assert db.execute("SELECT sum(y) FROM other.t").fetchone()[0] == 2 * (41 + 42 + 43)
+
+
 def test_adopted_table_and_renamed_face(db):
     db.execute("CREATE TABLE public.mine (id int, label text)")
     db.execute("INSERT INTO public.mine VALUES (1, 'one')")
