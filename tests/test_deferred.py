@@ -67,3 +67,34 @@ def test_two_sessions_share_work_without_overlap(dsn):
     with psycopg.connect(dsn, autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM s WHERE p IS NOT NULL").fetchone()[0] == 40
     assert done == 40  # every cell processed exactly once across the two workers
+
+
+def test_recompute_column_deferred_marks_cells_pending_for_workers(db):
+    db.execute("SELECT pxt.create_table('rc', '{\"s\": \"string\"}')")
+    db.execute("SELECT pxt.add_computed_column('rc', 'p', 'pxt_test.batch_probe(s)', mode => 'deferred', "
+               "on_error => 'ignore')")  # batched
+    db.execute("SELECT pxt.add_computed_column('rc', 'q', 'lower(s)', mode => 'deferred')")  # per row
+    db.execute("SELECT pxt.add_computed_column('rc', 'up', 'upper(p)')")  # eager, downstream of p
+    db.execute("INSERT INTO rc (s) VALUES ('A'), ('B'), ('fail-me'), ('D')")
+    db.execute("CALL pxt.process_pending('rc')")
+    st = {r[1]: r[3:] for r in db.execute("SELECT * FROM pxt.status('rc')")}
+    assert st == {"p": (0, 3, 1), "q": (0, 4, 0), "up": (1, 3, 0)}  # up of the failed row stays NULL
+    for col in ("p", "q"):
+        assert db.execute("SELECT pxt.recompute_column('rc', %s, mode => 'deferred')", (col,)).fetchone()[0] == 4
+    st = {r[1]: r[3:] for r in db.execute("SELECT * FROM pxt.status('rc')")}
+    assert st["p"] == (4, 0, 0) and st["q"] == (4, 0, 0)  # pending again, the error cleared
+    assert db.execute("SELECT count(*) FROM rc WHERE up IS NOT NULL").fetchone()[0] == 0  # follows p
+    db.execute("CALL pxt.process_pending('rc')")
+    rows = db.execute("SELECT s, p, q, up FROM rc ORDER BY s").fetchall()
+    assert rows == [("A", "A|batch=4", "a", "A|BATCH=4"), ("B", "B|batch=4", "b", "B|BATCH=4"),
+                    ("D", "D|batch=4", "d", "D|BATCH=4"), ("fail-me", None, "fail-me", None)]
+    # eager mode computes now, in this statement
+    assert db.execute("SELECT pxt.recompute_column('rc', 'q')").fetchone()[0] == 4
+    assert db.execute("SELECT count(*) FROM rc WHERE q IS NULL").fetchone()[0] == 0
+    import pytest
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="computed eagerly"):
+        db.execute("SELECT pxt.recompute_column('rc', 'up', mode => 'deferred')")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="mode must be 'eager' or 'deferred'"):
+        db.execute("SELECT pxt.recompute_column('rc', 'p', mode => 'later')")
+    with pytest.raises(psycopg.errors.WrongObjectType, match="not a computed column"):
+        db.execute("SELECT pxt.recompute_column('rc', 's', mode => 'deferred')")

@@ -17,12 +17,12 @@ PKG = Path(__file__).resolve().parent.parent / "python" / "pixelgres"
 # Subpackages only group modules (their __init__ imports nothing), so only modules are placed.
 SERVER_LAYERS = [
     ["core.clock", "core.outside", "core.errors", "core.deps", "core.spi", "core.batch"],
-    ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings"],  # pure SQL generation: no plpy, no database
+    ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings", "sqlgen.work"],  # pure SQL generation: no plpy, no database
     ["catalog", "faces"],
     ["tabular", "media.objects", "media.cache", "media.links",  # Parquet/CSV rows, object stores, their local cache: no plpy
      "media.gucs", "media.uploads", "media.buckets", "media.store", "media.urls", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
     ["model_store", "versioning.history", "versioning.vacuum"],
-    ["ddl.exprs", "ddl.triggers", "ddl.tables"],
+    ["ddl.exprs", "ddl.triggers", "ddl.tables", "ddl.work"],
     ["iterators.views", "versioning.revert", "exports"],
     ["ai.ratelimit", "ai.remote", "ai.messages", "ai.hf_tasks", "ai.inference", "ai.model_client", "ai.calls", "ai.openai_client",
      "ai.openai_fns", "ai.providers.anthropic", "ai.providers.gemini", "ai.providers.mistral", "ai.providers.ollama",

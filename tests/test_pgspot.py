@@ -27,6 +27,8 @@ UNPINNED = {
         "resolves the caller's table name and recomputes through triggers that run users' own functions",
     "pxt.recompute_columns(tbl text,columns text[],errors_only boolean)":
         "its UPDATEs fire the triggers that run users' own functions, which must see the caller's path",
+    "pxt.recompute_column(tbl text,col text,mode text,errors_only boolean)":
+        "calls recompute_columns, whose UPDATEs run users' own functions on the caller's path",
     "pxt.process_pending(tbl text,batch_size integer,max_batches integer)":
         "a procedure with a SET clause cannot COMMIT (it commits each batch); its UPDATEs run users' functions",
 }

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from pixelgres.cluster import Cluster
+from openai_server import openai_server, openai_server_session  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,33 @@ def test_pixelgres_up_replica_of(pair, tmp_path, monkeypatch, capsys):
         assert "already holds a primary" in capsys.readouterr().err
     finally:
         embedded_cluster().destroy()
+
+
+def test_functions_that_write_outside_the_tables_on_the_replica(pair, files, openai_server):
+    """Media already in the shared store is read; a new media file is refused with the
+    replica's hint; AI calls run and read the primary's result cache, but do not write it."""
+    from PIL import Image
+
+    primary, replica = pair
+    Image.new("RGB", (30, 10), (20, 200, 30)).save(files / "green.png")
+    chat = ("pxt.openai_chat_completions(jsonb_build_array(jsonb_build_object('role', 'user', 'content', %s::text)), "
+            "'gpt-4o-mini') -> 'choices' -> 0 -> 'message' ->> 'content'")
+    with connect(primary) as p, connect(replica) as r:
+        p.execute("SET synchronous_commit = remote_apply")
+        p.execute("""SELECT pxt.create_table('ml.w', '{"image": "image"}', if_exists => 'ignore')""")
+        p.execute("INSERT INTO ml.w (image) VALUES (%s)", (str(files / "green.png"),))
+        for c in (p, r):
+            c.execute("SELECT set_config('pixelgres.openai_base_url', %s, false)", (openai_server.base_url,))
+            c.execute("SET pixelgres.allowed_url_hosts = '127.0.0.1'")
+        made = p.execute("SELECT pxt.resize(image, 3, 1) FROM ml.w").fetchone()[0]
+        assert r.execute("SELECT pxt.resize(image, 3, 1) FROM ml.w").fetchone()[0] == made  # in the store already
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="cannot write media on a read-only replica") as e:
+            r.execute("SELECT pxt.resize(image, 5, 2) FROM ml.w")
+        assert "read-only replica (hot standby)" in (e.value.diag.message_hint or "")
+        assert p.execute("SELECT " + chat, ("cached on the primary",)).fetchone()[0] == "Echo: cached on the primary"
+        n = openai_server.count()
+        assert r.execute("SELECT " + chat, ("cached on the primary",)).fetchone()[0] == "Echo: cached on the primary"
+        assert openai_server.count() == n  # a cache hit, read on the replica
+        assert r.execute("SELECT " + chat, ("only on the replica",)).fetchone()[0] == "Echo: only on the replica"
+        assert openai_server.count() == n + 1
+        assert p.execute("SELECT count(*) FROM pxt.ai_cache WHERE result::text LIKE '%only on the replica%'").fetchone()[0] == 0

@@ -10,7 +10,7 @@ from ._version import __version__
 
 _CLIENT_NAMES = frozenset({
     "init", "Session", "create_table", "get_table", "drop_table", "list_tables", "create_dir", "drop_dir",
-    "list_dirs", "create_view", "create_snapshot", "Table", "Query", "ResultSet", "Expr", "UpdateStatus", "Error",
+    "list_dirs", "create_view", "create_snapshot", "process_pending", "Table", "Query", "ResultSet", "Expr", "UpdateStatus", "Error",
     "udf", "Udf", "SqlFunction", "function", "store_media", "media_value", "ColumnType", "Type",
     "Image", "Video", "Audio", "Document", "String", "Int", "Float", "Bool", "Json", "Timestamp", "Date", "Bytes",
 })

@@ -91,6 +91,8 @@ def cmd_worker(args) -> int:
     from .client.progress import LazyBar, parse
 
     dsn = args.dsn or os.environ.get("PIXELGRES_DSN") or embedded_cluster().start().ensure_database()
+    if args.ray:
+        return _ray_worker(args, dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         done, bars = [], {}
 
@@ -116,6 +118,44 @@ def cmd_worker(args) -> int:
                 return 0
             if not n:
                 time.sleep(args.interval)
+
+
+def _ray_worker(args, dsn: str) -> int:
+    """``worker --ray``: batches computed by Ray actors (pixelgres.workers.ray_engine), one bar per column."""
+    import psycopg
+
+    from .client.progress import LazyBar
+    from .workers.ray_engine import RayWorker
+
+    bars: dict = {}  # "table.column" -> [bar, done, total, errors]
+
+    def on_batch(claim, out) -> None:
+        what = f"{claim['table']}.{claim['column']}"
+        if what not in bars:
+            with psycopg.connect(dsn, autocommit=True) as c:
+                left = c.execute("SELECT queued + running FROM pxt.pending_work WHERE \"table\" = %s AND \"column\" = %s",
+                                 (claim["table"], claim["column"])).fetchone()
+            total = (left[0] if left else 0) + out["written"]
+            bars[what] = [LazyBar(f"computing {what} on Ray", total, unit="cells"), 0, total, 0]
+        b = bars[what]
+        b[1] += out["written"]
+        b[2] = max(b[2], b[1])
+        b[3] += out["errors"]
+        b[0].update_to(b[1], b[2], b[3])
+
+    with RayWorker(dsn, args.table, args.column, args.batch_size, args.concurrency, args.lease, args.address,
+                   num_cpus=args.num_cpus) as w:
+        print(f"worker {w.id}: {args.concurrency} Ray actors", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            totals = w.run(once=args.once, on_batch=on_batch, idle_wait=args.interval)
+        except KeyboardInterrupt:
+            totals = w.totals
+        for b in bars.values():
+            b[0].close()
+    print(f"processed {totals.written} pending cells ({totals.errors} errors, {totals.stale + totals.lost} "
+          f"discarded as stale) in {totals.batches} batches", flush=True)
+    return 0
 
 
 def cmd_allow_host(args) -> int:
@@ -267,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--batch-size", type=int, default=100)
     w.add_argument("--interval", type=float, default=1.0, help="seconds to wait when nothing is pending")
     w.add_argument("--once", action="store_true", help="one sweep, then exit")
+    w.add_argument("--ray", action="store_true", help="compute on a Ray cluster (pip install 'pixelgres[ray]')")
+    w.add_argument("--address", help="--ray: the Ray cluster ('auto', 'ray://head:10001'; default: start a local one)")
+    w.add_argument("--concurrency", type=int, default=2, help="--ray: actors computing at once (default 2)")
+    w.add_argument("--column", help="--ray: only this deferred column")
+    w.add_argument("--lease", type=float, default=300.0,
+                   help="--ray: seconds a claimed batch stays reserved without a heartbeat (default 300)")
+    w.add_argument("--num-cpus", type=int, help="--ray: CPUs of the local Ray cluster (default: --concurrency)")
     w.set_defaults(f=cmd_worker)
     h = sub.add_parser("allow-host", help="let one role's sessions reach a private or loopback host "
                                           "(a local OpenAI-compatible server)")

@@ -196,6 +196,34 @@ END $$;
 COMMENT ON FUNCTION pxt.recompute_columns(text, text[], boolean) IS
   'Recompute computed columns (and their dependents) over existing rows; errors_only => only cells that failed';
 
+CREATE OR REPLACE FUNCTION pxt._defer_recompute(tbl text, col text) RETURNS regclass
+LANGUAGE plpython3u AS $py$
+#@pxt
+return srv.tables.defer_recompute(tbl, col)
+$py$;
+
+-- mode => 'deferred': the cells become pending (NULL, errors cleared) for pxt.process_pending and
+-- pixelgres worker (--ray); pxt_work.defer tells the triggers to clear without computing.
+CREATE OR REPLACE FUNCTION pxt.recompute_column(tbl text, col text, mode text DEFAULT 'eager',
+                                                errors_only boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    IF mode OPERATOR(pg_catalog.=) 'eager' THEN
+        RETURN pxt.recompute_columns(tbl, ARRAY[col], errors_only);
+    ELSIF mode OPERATOR(pg_catalog.<>) 'deferred' OR mode IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('mode must be ''eager'' or ''deferred'', not %L', mode);
+    END IF;
+    PERFORM pxt._defer_recompute(tbl, col);
+    PERFORM pg_catalog.set_config('pxt_work.defer', 'on', true);
+    n := pxt.recompute_columns(tbl, ARRAY[col], errors_only);
+    PERFORM pg_catalog.set_config('pxt_work.defer', '', true);
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION pxt.recompute_column(text, text, text, boolean) IS
+  'Recompute one computed column over existing rows: mode => ''eager'' now, ''deferred'' marks its cells pending for workers (pixelgres worker --ray)';
+
 CREATE OR REPLACE FUNCTION pxt.columns(tbl text)
 RETURNS TABLE (name name, type text, media_type text, is_computed boolean, expr text, expr_sql text,
                depends_on name[], on_error text, batched boolean)

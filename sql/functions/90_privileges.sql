@@ -25,7 +25,7 @@ BEGIN
                                '_relation', 'internal_relation', '_display', 'at_version',
                                'rows_at_version', 'width', 'height', 'mode', 'format', 'image_info',
                                'to_bytes', 'image_url', 'media_url', 'views', 'embedding_indexes', 'embedding_models',
-                               'search', 'embed', 'hybrid_search', '_clean_error', '_error_info') LOOP
+                               'search', 'embed', 'hybrid_search', '_clean_error', '_error_info', '_pending_work') LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pxt_reader', f);
     END LOOP;
 END $$;

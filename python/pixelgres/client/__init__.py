@@ -17,6 +17,7 @@ from .table import Table, UpdateStatus
 from .types import (Audio, Bool, Bytes, ColumnType, Date, Document, Float, Image, Int, Json, String, Timestamp,
                     Type, Video)
 from .udf import SqlFunction, Udf, udf
+from .work import process_pending
 
 
 def function(name: str, returns=None, *, schema: str = "pxt") -> SqlFunction:
@@ -42,7 +43,7 @@ def media_value(value) -> str:
 
 __all__ = [
     "init", "Session", "create_table", "get_table", "drop_table", "list_tables", "create_dir", "drop_dir",
-    "list_dirs", "create_view", "create_snapshot", "Table", "Query", "ResultSet", "Expr", "UpdateStatus", "Error",
+    "list_dirs", "create_view", "create_snapshot", "process_pending", "Table", "Query", "ResultSet", "Expr", "UpdateStatus", "Error",
     "udf", "Udf", "SqlFunction", "function", "store_media", "media_value", "ColumnType", "Type",
     "Image", "Video", "Audio", "Document", "String", "Int", "Float", "Bool", "Json", "Timestamp", "Date", "Bytes",
 ]

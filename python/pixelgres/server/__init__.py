@@ -61,6 +61,7 @@ ENTRY = {
     "vacuum": "versioning.vacuum",
     "tables": "ddl.tables",
     "revert": "versioning.revert",
+    "work": "ddl.work",
 }
 
 

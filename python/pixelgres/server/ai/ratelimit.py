@@ -210,6 +210,13 @@ def _int(v):
 
 
 _LIMITERS: dict = {}
+_FACTORY: list = []  # a process whose limits live elsewhere (a Ray worker's shared bucket)
+
+
+def share_limits(factory) -> None:
+    """Make new limiters with ``factory(endpoint, model)`` (pixelgres.workers.limiter)."""
+    _FACTORY[:] = [factory]
+    _LIMITERS.clear()
 
 
 def limiter(endpoint: str, model: str) -> RateLimiter:
@@ -217,5 +224,5 @@ def limiter(endpoint: str, model: str) -> RateLimiter:
     key = (endpoint, model)
     lim = _LIMITERS.get(key)
     if lim is None:
-        lim = _LIMITERS[key] = RateLimiter()
+        lim = _LIMITERS[key] = _FACTORY[0](endpoint, model) if _FACTORY else RateLimiter()
     return lim

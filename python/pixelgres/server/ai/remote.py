@@ -21,6 +21,7 @@ from typing import NamedTuple
 import plpy
 
 from ..core.errors import MediaError
+from ..core.spi import on_replica
 from ..media.store import host_allowed
 from . import ratelimit
 
@@ -240,7 +241,7 @@ def cache_get(keys: list[str]) -> dict:
         SELECT key, result::text AS result FROM pxt.ai_cache
         WHERE owner = current_user AND key = ANY($1)""", ["text[]"]), [keys])
     found = {r["key"]: r["result"] for r in rows}
-    if found:  # hit counters: skip rows another session is updating rather than wait for it
+    if found and not on_replica():  # hit counters (a replica reads the cache, never writes it): skip rows another session is updating rather than wait for it
         plpy.execute(plan("cache_hit", """
             UPDATE pxt.ai_cache c SET hits = c.hits + 1, last_hit_at = now()
             WHERE (c.owner, c.key) IN (SELECT owner, key FROM pxt.ai_cache
@@ -253,7 +254,7 @@ def cache_put(entries: list[tuple]) -> None:
     """entries: (key, func, model, params_json, input_hash, result_json); replaces older results.
     A failure to write the cache is a warning, not the rows' error (they have their results)."""
     entries = list({e[0]: e for e in entries}.values())  # one row per key and statement
-    if not entries:
+    if not entries or on_replica():  # a replica computes, and leaves caching to its primary
         return
     cols = list(zip(*entries))
     try:

@@ -68,3 +68,17 @@ def qualified(oid: int) -> str:
 def vkey(oid: int) -> str:
     """The stable key of a managed table's generated objects (see pxt.tables.vkey)."""
     return one("SELECT vkey FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["vkey"]
+
+
+_PRIMARY: list = []  # set once this backend saw it runs on a primary (a primary never turns replica)
+
+
+def on_replica() -> bool:
+    """Is this a hot-standby replica (read-only until promoted)? Functions that would write
+    outside the tables (the media store, the AI result cache) ask before they do."""
+    if _PRIMARY:
+        return False
+    if one("SELECT pg_catalog.pg_is_in_recovery() AS r")["r"]:
+        return True
+    _PRIMARY.append(True)
+    return False

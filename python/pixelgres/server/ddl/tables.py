@@ -370,6 +370,20 @@ def check_recompute(oid: int, cols: list[str]) -> str:
     return qualified(oid)
 
 
+def defer_recompute(table: str, col: str) -> str:
+    """Check a deferred recompute (the column must be deferred) and bring the table's triggers
+    up to date (older ones ignore pxt_work.defer); returns the storage's name."""
+    oid = managed(table)
+    check_recompute(oid, [col])
+    row = one("SELECT deferred FROM pxt.column_defs WHERE relid = $1 AND name = $2 AND dropped_at IS NULL",
+              oid, col, types=["oid", "name"])
+    if not row["deferred"]:
+        _fail(f"{col!r} of {catalog.display_name(oid)} is computed eagerly: mode => 'deferred' leaves cells for "
+              "workers, which only fill deferred columns", hint="recompute it with mode => 'eager'", sqlstate="55000")
+    triggers.regenerate(oid)
+    return qualified(oid)
+
+
 def columns(table: str):
     oid = managed(table)
     rows = plpy.execute(plpy.prepare("""

@@ -17,6 +17,8 @@ import tempfile
 import urllib.parse
 
 from ..core.errors import MediaError
+from ..core.errors import fail as _fail
+from ..core.spi import on_replica
 from . import buckets, objects
 from .gucs import media_dir, setting, setting_list
 
@@ -83,6 +85,9 @@ def store_bytes(data: bytes, ext: str) -> str:
     ref = f"media://{digest}.{ext}"
     final = store_path(ref)
     if not os.path.exists(final):
+        if on_replica():  # media the primary already stored is found above: only new files are refused
+            _fail("cannot write media on a read-only replica: this function produces a media file the "
+                  "store does not have yet", sqlstate="25006")
         write_atomic(final, data)
     return ref
 

@@ -477,7 +477,9 @@ _ROW_BODY = SQL("""
 DECLARE
   pxt_row ALIAS FOR NEW;
   pxt_force text[];
-  pxt_asked text[] := string_to_array(nullif(current_setting('pixelgres.recompute', true), ''), ',');
+  -- pxt_work.defer (pxt.recompute_column(..., mode => 'deferred')): clear deferred cells, compute none
+  pxt_asked text[] := CASE WHEN current_setting('pxt_work.defer', true) = 'on' THEN NULL
+                      ELSE string_to_array(nullif(current_setting('pixelgres.recompute', true), ''), ',') END;
   pxt_depth int := pg_trigger_depth();
 BEGIN
   IF current_setting('pixelgres.replaying', true) = 'on' THEN RETURN NEW; END IF;
@@ -619,7 +621,8 @@ def statement_trigger_body(t: TriggerTable) -> Composed:
                           "failed for row (_pxt_rowid=%s): %s', {key}, {name}, pxt_id, pxt._clean_error(SQLERRM)), "
                           "{hint}").format(key=key, name=Literal(t.name), hint=_HINT_IGNORE)
         if c.deferred:
-            asked = SQL(" AND {} = ANY(string_to_array(current_setting('pixelgres.recompute', true), ','))").format(key)
+            asked = SQL(" AND {} = ANY(string_to_array(current_setting('pixelgres.recompute', true), ','))"
+                        " AND coalesce(current_setting('pxt_work.defer', true), '') <> 'on'").format(key)
         else:
             asked = SQL("")
         steps.append(_BATCH_STEP.format(col=c.ident, key=key, asked=asked, expr=c.sql, value=c.value,
