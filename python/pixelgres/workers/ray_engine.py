@@ -149,11 +149,11 @@ class RayWorker:
         return out
 
     # -- the loop ----------------------------------------------------------------------------
-    def run(self, once: bool = True, on_batch=None, idle_wait: float = 1.0) -> Totals:
+    def run(self, once: bool = True, on_batch=None, idle_wait: float = 1.0, actors: int | None = None) -> Totals:
         """Claim and compute until nothing is pending (``once``) or until stopped. ``on_batch(claim,
-        outcome)`` after each write-back (progress bars)."""
+        outcome)`` after each write-back (progress bars); ``actors``: use only that many of the pool."""
         ray = self.ray
-        idle = list(range(len(self.actors)))
+        idle = list(range(min(actors or len(self.actors), len(self.actors))))
         in_flight: dict = {}  # ObjectRef -> (claim, actor index)
         drained = False
         while True:
