@@ -197,6 +197,29 @@ pxt_guc_init(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
+/* The version a row inserted now belongs to: the integer in the custom setting ``name``
+ * (pxt_v.<vkey>, set by the table's BEFORE STATEMENT version trigger), 0 when unset. It is
+ * the default of every managed table's _pxt_v, evaluated once per inserted row: one C call
+ * instead of current_setting, nullif, a text-to-integer cast and coalesce (bench/w5). The name
+ * is a constant of the default expression, so it is converted to a C string once per call site. */
+PG_FUNCTION_INFO_V1(pxt_version_of);
+Datum
+pxt_version_of(PG_FUNCTION_ARGS)
+{
+	const char *name = fcinfo->flinfo->fn_extra;
+	const char *value;
+
+	if (name == NULL || !get_fn_expr_arg_stable(fcinfo->flinfo, 0))
+	{
+		name = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, text_to_cstring(PG_GETARG_TEXT_PP(0)));
+		fcinfo->flinfo->fn_extra = (void *) name;
+	}
+	value = GetConfigOption(name, true, false);
+	if (value == NULL || value[0] == '\0')
+		PG_RETURN_INT32(0);
+	PG_RETURN_INT32(pg_strtoint32(value));
+}
+
 /* This database's media store: <pixelgres.media_dir or data_directory/pixelgres_media>/<db oid>.
  * One directory per database so that a media vacuum, which can only see the references of
  * its own database, never deletes another database's files. In C because data_directory is

@@ -86,7 +86,7 @@ def test_backfill_of_500_rows_on_two_ray_actors_equals_inline(db, dsn, ai, ray_c
     assert set(_answered(ai).values()) == {1} and len(_answered(ai)) == 500
     # as with inline pxt.process_pending, filling computed cells is no new data version
     assert db.execute("SELECT count(*) FROM pxt.history('ray_t')").fetchone()[0] == versions
-    pw = db.execute("SELECT queued, running, done, failed, workers, rows_per_s > 0 FROM pxt.pending_work "
+    pw = db.execute("SELECT pending, running, done, failed, workers, rows_per_s > 0 FROM pxt.pending_work "
                     "WHERE \"table\" = 'public.ray_t'").fetchone()
     assert pw == (0, 0, 500, 0, 1, True)
     row = db.execute("SELECT engine, rows_done, stopped_at IS NOT NULL FROM pxt.workers").fetchone()
@@ -114,7 +114,7 @@ def test_killed_worker_batch_is_reclaimed_no_row_written_twice_none_lost(db, dsn
     wait_until(lambda: not db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
                                       (backend,)).fetchone()[0], "the killed worker's session to end")
     assert db.execute("SELECT count(*) FROM k WHERE c IS NOT NULL").fetchone()[0] == 0  # nothing half written
-    pw = db.execute("SELECT queued, running FROM pxt.pending_work WHERE \"table\" = 'public.k'").fetchone()
+    pw = db.execute("SELECT pending, running FROM pxt.pending_work WHERE \"table\" = 'public.k'").fetchone()
     assert pw == (60, 0)  # the dead worker's leases no longer count
     ai.reset()
     with RayWorker(dsn, "k", batch_size=10, concurrency=2) as w:
@@ -179,7 +179,7 @@ def test_worker_leases_and_heartbeats_are_visible_in_sql(db, dsn, ray_cluster):
     _table(db, "hb", "pxt_test.batch_probe(s)", 30)
     with RayWorker(dsn, "hb", batch_size=8, concurrency=1) as w:
         claim = w.claim()
-        pw = db.execute("SELECT queued, running, done, workers FROM pxt.pending_work WHERE \"table\" = 'public.hb'").fetchone()
+        pw = db.execute("SELECT pending, running, done, workers FROM pxt.pending_work WHERE \"table\" = 'public.hb'").fetchone()
         assert pw == (22, 8, 0, 1)
         assert db.execute("SELECT pxt._work_heartbeat(%s, 60)", (w.id,)).fetchone()[0] == 8  # extends its 8 leases
         row = db.execute("SELECT engine, concurrency, heartbeat_at >= started_at, stopped_at FROM pxt.workers "
@@ -187,7 +187,7 @@ def test_worker_leases_and_heartbeats_are_visible_in_sql(db, dsn, ray_cluster):
         assert row == ("ray", 1, True, None)
         w.complete(claim, ray.get(w.actors[0].run.remote(claim["calls"])))
         w.run(once=True)
-    pw = db.execute("SELECT queued, running, done, failed FROM pxt.pending_work WHERE \"table\" = 'public.hb'").fetchone()
+    pw = db.execute("SELECT pending, running, done, failed FROM pxt.pending_work WHERE \"table\" = 'public.hb'").fetchone()
     assert pw == (0, 0, 30, 0)
 
 
@@ -253,3 +253,14 @@ def test_pxt_process_pending_on_ray_and_in_the_backend(dsn, db, ray_cluster):
     assert (st.num_rows, st.num_excs) == (3, 1) and str(st) == "Computed 3 rows with 1 error."
     with pytest.raises(ValueError, match="engine must be 'backend' or 'ray'"):
         pxt.process_pending("py_ray", engine="spark")
+
+
+def test_worker_cli_on_ray_fills_pending_with_a_progress_bar(db, dsn):
+    _table(db, "cli_t", "pxt_test.batch_probe(s)", 0, on_error="ignore", values=["a", "b", "fail-c", "d", "e"])
+    r = subprocess.run([sys.executable, "-m", "pixelgres.cli", "worker", "--ray", "--once", "--dsn", dsn,
+                        "--batch-size", "2", "--concurrency", "1", "--num-cpus", "1"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": ""})
+    assert r.returncode == 0, r.stderr
+    assert "processed 5 pending cells (1 errors, 0 discarded as stale) in 3 batches" in r.stdout
+    assert "computing public.cli_t.c on Ray" in r.stderr and "5/5" in r.stderr and "errors=1" in r.stderr
+    assert db.execute("SELECT count(c) FROM cli_t").fetchone()[0] == 4

@@ -122,37 +122,17 @@ def cmd_worker(args) -> int:
 
 def _ray_worker(args, dsn: str) -> int:
     """``worker --ray``: batches computed by Ray actors (pixelgres.workers.ray_engine), one bar per column."""
-    import psycopg
-
-    from .client.progress import LazyBar
+    from .client.work import Bars
     from .workers.ray_engine import RayWorker
 
-    bars: dict = {}  # "table.column" -> [bar, done, total, errors]
-
-    def on_batch(claim, out) -> None:
-        what = f"{claim['table']}.{claim['column']}"
-        if what not in bars:
-            with psycopg.connect(dsn, autocommit=True) as c:
-                left = c.execute("SELECT queued + running FROM pxt.pending_work WHERE \"table\" = %s AND \"column\" = %s",
-                                 (claim["table"], claim["column"])).fetchone()
-            total = (left[0] if left else 0) + out["written"]
-            bars[what] = [LazyBar(f"computing {what} on Ray", total, unit="cells"), 0, total, 0]
-        b = bars[what]
-        b[1] += out["written"]
-        b[2] = max(b[2], b[1])
-        b[3] += out["errors"]
-        b[0].update_to(b[1], b[2], b[3])
-
     with RayWorker(dsn, args.table, args.column, args.batch_size, args.concurrency, args.lease, args.address,
-                   num_cpus=args.num_cpus) as w:
+                   num_cpus=args.num_cpus) as w, Bars(dsn) as bars:
         print(f"worker {w.id}: {args.concurrency} Ray actors", file=sys.stderr, flush=True)
         signal.signal(signal.SIGTERM, _interrupt)
         try:
-            totals = w.run(once=args.once, on_batch=on_batch, idle_wait=args.interval)
+            totals = w.run(once=args.once, on_batch=bars.update, idle_wait=args.interval)
         except KeyboardInterrupt:
             totals = w.totals
-        for b in bars.values():
-            b[0].close()
     print(f"processed {totals.written} pending cells ({totals.errors} errors, {totals.stale + totals.lost} "
           f"discarded as stale) in {totals.batches} batches", flush=True)
     return 0

@@ -1,5 +1,9 @@
 -- Versioning: history, revert, snapshots, time travel, retention (pixelgres.server.versioning: history, revert, vacuum).
 
+-- The default of every managed table's _pxt_v (extension/pixelgres.c): the statement's version.
+CREATE OR REPLACE FUNCTION pxt._version_of(name text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pxt_version_of' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
 CREATE OR REPLACE FUNCTION pxt.history(tbl text)
 RETURNS TABLE (version integer, created_at timestamptz, "user" name, change_type text,
                inserts bigint, updates bigint, deletes bigint, errors bigint, schema_change jsonb)

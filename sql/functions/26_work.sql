@@ -38,7 +38,7 @@ COMMENT ON FUNCTION pxt._work_complete(bigint, oid, text, jsonb, jsonb) IS
   'Write back a claimed batch: only rows still leased and unchanged since the claim; one table version';
 
 CREATE OR REPLACE FUNCTION pxt._pending_work()
-RETURNS TABLE ("table" text, "column" text, queued bigint, running bigint, done bigint, failed bigint,
+RETURNS TABLE ("table" text, "column" text, pending bigint, running bigint, done bigint, failed bigint,
                rows_per_s double precision, workers bigint)
 LANGUAGE plpython3u AS $py$
 #@pxt

@@ -11,7 +11,8 @@ BEGIN
     -- event triggers run for everybody's DDL; the internals every caller's code path needs
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'pxt'::regnamespace
              AND (p.prorettype = 'event_trigger'::regtype
-                  OR p.proname IN ('_guc_init', '_boot', '_media_dir', '_owns', '_forget_dropped', '_display', 'version')) LOOP
+                  OR p.proname IN ('_guc_init', '_boot', '_media_dir', '_owns', '_forget_dropped', '_display', 'version',
+                                   '_version_of')) LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
     END LOOP;
     -- admin only

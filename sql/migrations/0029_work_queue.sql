@@ -67,7 +67,7 @@ CREATE POLICY writer ON pxt.work_batches FOR ALL USING (pg_catalog.has_table_pri
 -- SELECT * FROM pxt.pending_work. The function's body is replaced by sql/functions/26_work.sql
 -- on every install and upgrade; it is made here only so the view can be.
 CREATE FUNCTION pxt._pending_work()
-RETURNS TABLE ("table" text, "column" text, queued bigint, running bigint, done bigint, failed bigint,
+RETURNS TABLE ("table" text, "column" text, pending bigint, running bigint, done bigint, failed bigint,
                rows_per_s double precision, workers bigint)
 LANGUAGE plpython3u AS $py$
 #@pxt
@@ -75,4 +75,4 @@ return srv.work.pending_work()
 $py$;
 CREATE VIEW pxt.pending_work AS SELECT * FROM pxt._pending_work();
 COMMENT ON VIEW pxt.pending_work IS
-  'Per deferred computed column: queued (pending, not claimed), running (leased by live workers), done, failed, rows/s over the last minute, workers';
+  'Per deferred computed column: pending (not claimed yet), running (leased by live workers), done, failed, rows/s over the last minute, workers';

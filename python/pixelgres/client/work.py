@@ -1,8 +1,39 @@
 """``pxt.process_pending``: fill deferred computed columns, in the backend or on Ray."""
 from __future__ import annotations
 
+import psycopg
+
 from . import session as _session
 from .status import UpdateStatus
+
+
+class Bars:
+    """A progress bar per column (rows/s, errors so far), fed by each write-back."""
+
+    def __init__(self, dsn: str, show: bool | None = None):
+        self.dsn, self.show, self.bars = dsn, show, {}  # "table.column" -> [bar, done, total, errors]
+
+    def update(self, claim: dict, out: dict) -> None:
+        from .progress import LazyBar
+        what = f"{claim['table']}.{claim['column']}"
+        if what not in self.bars:
+            with psycopg.connect(self.dsn, autocommit=True) as c:
+                left = c.execute("SELECT pending + running FROM pxt.pending_work WHERE \"table\" = %s "
+                                 "AND \"column\" = %s", (claim["table"], claim["column"])).fetchone()
+            total = (left[0] if left else 0) + out["written"]
+            self.bars[what] = [LazyBar(f"computing {what} on Ray", total, unit="cells", show=self.show), 0, total, 0]
+        b = self.bars[what]
+        b[1] += out["written"]
+        b[2] = max(b[2], b[1])
+        b[3] += out["errors"]
+        b[0].update_to(b[1], b[2], b[3])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for b in self.bars.values():
+            b[0].close()
 
 
 def process_pending(table=None, *, engine: str = "backend", column: str | None = None, batch_size: int = 100,
@@ -31,6 +62,6 @@ def process_pending(table=None, *, engine: str = "backend", column: str | None =
         raise ValueError(f"engine must be 'backend' or 'ray', not {engine!r}")
     s.require_function("_work_claim", "computing on Ray")
     from ..workers.ray_engine import RayWorker
-    with RayWorker(s.conninfo, path, column, batch_size, concurrency, address=address) as w:
-        t = w.run(once=True)
+    with RayWorker(s.conninfo, path, column, batch_size, concurrency, address=address) as w, Bars(s.conninfo) as bars:
+        t = w.run(once=True, on_batch=bars.update)
     return UpdateStatus(num_rows=t.written, num_excs=t.errors, updated_cols=sorted(t.by_column), verb="Computed")

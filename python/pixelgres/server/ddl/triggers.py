@@ -9,7 +9,7 @@ Per managed table:
   ``_pxt_errors``. Columns that are batched, or downstream of one, are left to:
 * ``pxt_internal."stmt_<oid>"``: AFTER INSERT / AFTER UPDATE FOR EACH STATEMENT with the
   transition table: for each batched column, collect the statement's calls, run them as one
-  batch (pixelgres.server.core.batch), and write results back row by row; the row trigger then
+  batch (pixelgres.server.core.batch), and write results back in one UPDATE (row by row if one fails); the row trigger then
   computes whatever depends on them.
 Expressions are PostgreSQL's own deparse of the column's expression view (exprs.py), with
 ``pxt_row`` aliased to NEW, so no user text is pasted into the function. The deparse is

@@ -194,7 +194,7 @@ def complete(worker: int, relid: int, col: str, rows: str, calls: str) -> str:
 
 
 def pending_work():
-    """Per deferred column: queued, running (leased by live workers), done, failed, rows/s over
+    """Per deferred column: pending (not claimed), running (leased by live workers), done, failed, rows/s over
     the last minute, live workers."""
     out = []
     for relid, col in _columns(None, None):

@@ -578,13 +578,19 @@ _BATCH_STEP = SQL("""
     EXCEPTION WHEN OTHERS THEN PERFORM pxt._batch_end(); RAISE;
     END;
     PERFORM set_config('pxt_v.internal', 'on', true);  -- write-back is part of this version
-    FOREACH pxt_id IN ARRAY pxt_ids LOOP
-      BEGIN
-        UPDATE ONLY {table} pxt_row SET {col} = {value} WHERE pxt_row._pxt_rowid = pxt_id;
-      EXCEPTION WHEN OTHERS THEN
-        {handler}
-      END;
-    END LOOP;
+    -- one set-based UPDATE; if any row fails, it is undone and the rows are written one by one,
+    -- so that the failing row gets its own error (its results are served again, not recomputed)
+    BEGIN
+      UPDATE ONLY {table} pxt_row SET {col} = {value} WHERE pxt_row._pxt_rowid = ANY(pxt_ids);
+    EXCEPTION WHEN OTHERS THEN
+      FOREACH pxt_id IN ARRAY pxt_ids LOOP
+        BEGIN
+          UPDATE ONLY {table} pxt_row SET {col} = {value} WHERE pxt_row._pxt_rowid = pxt_id;
+        EXCEPTION WHEN OTHERS THEN
+          {handler}
+        END;
+      END LOOP;
+    END;
     PERFORM set_config('pxt_v.internal', 'off', true);
     PERFORM pxt._batch_end();
   END IF;""")
@@ -607,7 +613,7 @@ END""")
 def statement_trigger_body(t: TriggerTable) -> Composed:
     """The plpgsql body of the AFTER INSERT / UPDATE statement trigger function: for each
     batched column, the statement's rows still missing it are computed as one batch, then
-    written back row by row."""
+    written back in one UPDATE (row by row if a row fails, for its own error)."""
     steps = []
     for c in t.batched:
         key = Literal(c.name)

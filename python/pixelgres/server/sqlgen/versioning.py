@@ -225,7 +225,7 @@ def trigger_statements(table: Relation, vkey: str, columns: Sequence[Column], la
                "SET search_path = pg_catalog, pg_temp AS {}").format(fn, Literal(body.as_string())),
            # inserted rows take the statement's version from a default: no row trigger needed
            SQL("ALTER TABLE {} ALTER COLUMN _pxt_v SET DEFAULT "
-               "coalesce(nullif(current_setting({}, true), '')::integer, 0)").format(
+               "pxt._version_of({})").format(
                table, Literal(version_setting(vkey)))]
     for event, suffix, transition in _EVENTS:
         out.append(SQL("CREATE OR REPLACE TRIGGER {} BEFORE {} ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
