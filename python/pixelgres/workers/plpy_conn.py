@@ -161,7 +161,7 @@ class Shim:
             print(f"pixelgres worker: {level}: {msg}", file=sys.stderr, flush=True)
 
     def debug(self, msg, *a, **k):
-        pass
+        """Dropped, as a backend drops DEBUG messages at the default log levels."""
 
     def log(self, msg, *a, **k):
         self._say("log", msg)

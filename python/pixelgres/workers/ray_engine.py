@@ -15,6 +15,7 @@ again. Nothing is written until ``complete``, so nothing is written twice.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -199,10 +200,8 @@ class RayWorker:
 
     def close(self) -> None:
         self._stop.set()
-        try:
+        with contextlib.suppress(psycopg.Error):  # a lost session: its leases ended with it
             self.conn.execute("SELECT pxt._work_stop(%s)", (self.id,))
-        except psycopg.Error:
-            pass
         self.conn.close()
         for a in self.actors:
             self.ray.kill(a)

@@ -59,6 +59,7 @@ def _own_worker(worker: int) -> None:
 def register(engine: str, host, pid, concurrency) -> int:
     if engine not in ("ray", "local"):
         _fail(f"engine must be 'ray' or 'local', not {engine!r}")
+    prune_log()
     return plpy.execute(_plan("register", """
         INSERT INTO pxt.workers (engine, host, pid, concurrency, backend_pid, backend_start)
         SELECT $1, $2, $3, $4, a.pid, a.backend_start FROM pg_catalog.pg_stat_activity a
@@ -220,4 +221,5 @@ def pending_work():
 
 
 def prune_log() -> None:
+    """Forget written batches older than a day (pxt.pending_work reads the last minute)."""
     plpy.execute("DELETE FROM pxt.work_batches WHERE finished_at < now() - interval '1 day'")
