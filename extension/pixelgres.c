@@ -46,6 +46,7 @@ static char *media_destination;
 static char *model_dir;
 static int max_loaded_models;
 static int model_threads;
+static int media_threads;
 static char *model_server;
 static char *media_url_base;
 static char *media_url_key_file;
@@ -133,6 +134,9 @@ _PG_init(void)
 	DefineCustomIntVariable("pixelgres.model_threads",
 		"torch threads of one backend running a local model (the cores are shared with every other backend).",
 		NULL, &model_threads, 2, 1, 256, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pixelgres.media_threads",
+		"Threads of one backend decoding, transforming and encoding one statement's images; 0 means one per core.",
+		NULL, &media_threads, 0, 0, 64, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pixelgres.model_server",
 		"Unix socket of the shared model server (pixelgres model-server); empty means local models run in each backend.",
 		NULL, &model_server, "", PGC_SUSET, 0, NULL, NULL, NULL);

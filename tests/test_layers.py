@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parent.parent / "python" / "pixelgres"
 # every DDL statement writes a version; undoing one (revert) replays DDL, so it sits above.
 # Subpackages only group modules (their __init__ imports nothing), so only modules are placed.
 SERVER_LAYERS = [
-    ["core.clock", "core.outside", "core.errors", "core.deps", "core.spi", "core.batch"],
+    ["core.clock", "core.outside", "core.errors", "core.deps", "core.spi", "core.batch", "core.threads"],
     ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings", "sqlgen.work"],  # pure SQL generation: no plpy, no database
     ["catalog", "faces"],
     ["tabular", "media.objects", "media.cache", "media.links",  # Parquet/CSV rows, object stores, their local cache: no plpy

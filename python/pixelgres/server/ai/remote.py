@@ -22,6 +22,7 @@ import plpy
 
 from ..core.errors import MediaError
 from ..core.spi import on_replica
+from ..core.threads import quiet_pool
 from ..media.store import host_allowed
 from . import ratelimit
 
@@ -273,27 +274,6 @@ def cache_put(entries: list[tuple]) -> None:
 _LOOP = None
 _CLIENTS: dict = {}  # (provider, url, key id) -> a client bound to _LOOP (keeps connections alive)
 RESOLVER_THREADS = 4
-
-
-def quiet_pool(threads: int, prefix: str):
-    """A thread pool whose threads all start now with every signal blocked: a process-directed
-    signal (cancel, statement_timeout, die) must reach the backend's main thread, never a
-    helper, and no thread may be spawned later from one with signals unblocked."""
-    import signal
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=prefix)
-        barrier = threading.Barrier(threads + 1)
-        started = [pool.submit(barrier.wait) for _ in range(threads)]
-        barrier.wait()
-        for f in started:
-            f.result()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    return pool
 
 
 def loop():

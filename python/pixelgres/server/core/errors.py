@@ -15,14 +15,18 @@ class PixelgresError(plpy.Error):
 PixelgresError.__module__ = "builtins"
 
 
-def fail(message, detail=None, hint=None, sqlstate="22023"):
+def error(message, detail=None, hint=None, sqlstate="22023") -> PixelgresError:
     e = PixelgresError(message)
     e.sqlstate = sqlstate
     if detail is not None:
         e.detail = detail
     if hint is not None:
         e.hint = hint
-    raise e
+    return e
+
+
+def fail(message, detail=None, hint=None, sqlstate="22023"):
+    raise error(message, detail, hint, sqlstate)
 
 
 class MediaError(Exception):
@@ -44,6 +48,16 @@ class _SqlMediaError(plpy.Error):
 
 _SqlMediaError.__name__ = _SqlMediaError.__qualname__ = "MediaError"
 _SqlMediaError.__module__ = "builtins"
+
+
+def as_sql(e: BaseException) -> BaseException:
+    """A row's error as ``guard`` would raise it (for batched functions, which return errors):
+    MediaError and ValueError with SQLSTATE 22023, others unchanged."""
+    if isinstance(e, MediaError):
+        return sql_media_error(str(e))
+    if isinstance(e, ValueError):
+        return error(str(e))
+    return e
 
 
 def guard(fn, *args):

@@ -12,8 +12,9 @@ import io
 import math
 import os
 
-from ..core import deps
-from ..core.errors import MediaError
+from ..core import deps, threads
+from ..core.batch import batched
+from ..core.errors import MediaError, as_sql
 from .resolve import local_path
 from .store import setting, store_bytes
 
@@ -30,24 +31,29 @@ if "PILLOW_BLOCKS_MAX" not in os.environ:
 SWAPS = (5, 6, 7, 8)  # EXIF orientations that exchange width and height
 
 
-def _open(uri: str):
-    path = local_path(uri)
+def _limit() -> int:
+    return int(setting("pixelgres.max_image_pixels"))
+
+
+def _open(uri: str, path: str | None = None, limit: int | None = None):
+    """The image at ``uri``, opened (not decoded); ``path`` and ``limit`` given when called off
+    the main thread, which may not read settings or resolve references (plpy)."""
+    path = local_path(uri) if path is None else path
+    limit = _limit() if limit is None else limit
     try:
         im = Image.open(path)
     except Exception as e:
         raise MediaError(f"not a decodable image: {uri!r} ({type(e).__name__}: {e})")
-    limit = int(setting("pixelgres.max_image_pixels"))
     if im.width * im.height > limit:
         raise MediaError(f"image {uri!r} has {im.width}x{im.height} pixels, more than "
                          f"pixelgres.max_image_pixels ({limit})")
     return im
 
 
-def _check_output(what: str, width: int, height: int) -> None:
+def _check_output(what: str, width: int, height: int, limit: int) -> None:
     """Refuse to allocate a result larger than pixelgres.max_image_pixels (a huge resize or an
     expanded rotate would otherwise grow the backend until the OOM killer ends it, and with it
     every session of the cluster)."""
-    limit = int(setting("pixelgres.max_image_pixels"))
     if width * height > limit:
         raise MediaError(f"{what} would make a {width}x{height} image, more than "
                          f"pixelgres.max_image_pixels ({limit})")
@@ -60,10 +66,10 @@ def _orientation(im) -> int:
         return 1
 
 
-def load(uri: str, size=None):
+def load(uri: str, size=None, path: str | None = None, limit: int | None = None):
     """(decoded upright image, source format); with ``size`` (w, h) JPEGs may decode at a
-    reduced scale."""
-    im = _open(uri)
+    reduced scale. ``path`` and ``limit`` as for ``_open``."""
+    im = _open(uri, path, limit)
     fmt = im.format
     o = _orientation(im)
     if size is not None and im.format == "JPEG":
@@ -111,7 +117,9 @@ def validate(uri: str) -> None:
 _PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")
 
 
-def save(im, source_format: str | None = None) -> str:
+def encode(im, source_format: str | None = None) -> tuple[bytes, str]:
+    """(bytes, file extension) of a derived image: JPEG (quality 90) for a JPEG source in a mode
+    JPEG holds, else PNG, else TIFF. Runs on any thread."""
     buf = io.BytesIO()
     if source_format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
         fmt, ext, kw = "JPEG", "jpg", {"quality": 90}
@@ -123,41 +131,59 @@ def save(im, source_format: str | None = None) -> str:
         im.save(buf, fmt, **kw)
     except (KeyError, ValueError, OSError) as e:
         raise MediaError(f"cannot store an image of mode {im.mode}: {e}")
-    return store_bytes(buf.getvalue(), ext)
+    return buf.getvalue(), ext
 
 
-# --- the SQL-facing operations -----------------------------------------------------------------
-def resize(uri: str, width: int, height: int) -> str:
-    if width <= 0 or height <= 0:
-        raise MediaError(f"resize to {width}x{height}: width and height must be positive")
-    _check_output(f"resize to {width}x{height}", width, height)
-    im, fmt = load(uri, (width, height))
-    return save(im.resize((width, height)), fmt)
+def save(im, source_format: str | None = None) -> str:
+    return store_bytes(*encode(im, source_format))
 
 
-def thumbnail(uri: str, width: int, height: int) -> str:
-    if width <= 0 or height <= 0:
-        raise MediaError(f"thumbnail to {width}x{height}: width and height must be positive")
-    im, fmt = load(uri, (width, height))
+# --- derived images: batched, made on helper threads -------------------------------------------
+# Each operation is a check of its arguments (main thread, before any decoding) and a ``make``
+# from (uri, path, limit, *arguments) to encoded bytes that touches no plpy, so one statement's
+# images are decoded, transformed and encoded on pixelgres.media_threads helpers (Pillow
+# releases the GIL in all three) while the main thread resolves inputs and stores results.
+def _positive(what: str):
+    def check(limit: int, width: int, height: int, *_) -> None:
+        if width <= 0 or height <= 0:
+            raise MediaError(f"{what} to {width}x{height}: width and height must be positive")
+    return check
+
+
+def _check_resize(limit: int, width: int, height: int) -> None:
+    _positive("resize")(limit, width, height)
+    _check_output(f"resize to {width}x{height}", width, height, limit)
+
+
+def _make_resize(uri, path, limit, width, height):
+    im, fmt = load(uri, (width, height), path, limit)
+    return encode(im.resize((width, height)), fmt)
+
+
+def _make_thumbnail(uri, path, limit, width, height):
+    im, fmt = load(uri, (width, height), path, limit)
     im.thumbnail((width, height))
-    return save(im, fmt)
+    return encode(im, fmt)
 
 
-def crop(uri: str, left: int, top: int, right: int, bottom: int) -> str:
-    im, src_fmt = load(uri)
+def _make_crop(uri, path, limit, left, top, right, bottom):
+    im, src_fmt = load(uri, None, path, limit)
     if not (0 <= left < right <= im.width and 0 <= top < bottom <= im.height):
         raise MediaError(f"crop box ({left}, {top}, {right}, {bottom}) is outside the "
                          f"{im.width}x{im.height} image {uri!r}")
-    return save(im.crop((left, top, right, bottom)), src_fmt)
+    return encode(im.crop((left, top, right, bottom)), src_fmt)
 
 
 _TRANSPOSE = {90: "ROTATE_90", 180: "ROTATE_180", 270: "ROTATE_270"}
 
 
-def rotate(uri: str, angle: float, expand: bool = False) -> str:
+def _check_rotate(limit: int, angle: float, expand: bool = False) -> None:
     if not math.isfinite(angle):
         raise MediaError(f"rotate by {angle}: the angle must be a finite number of degrees")
-    im, src_fmt = load(uri)
+
+
+def _make_rotate(uri, path, limit, angle, expand=False):
+    im, src_fmt = load(uri, None, path, limit)
     a = angle % 360
     w, h = im.size
     if a == 0:
@@ -174,18 +200,78 @@ def rotate(uri: str, angle: float, expand: bool = False) -> str:
         if expand:
             r = math.radians(a)
             c, s = abs(math.cos(r)), abs(math.sin(r))
-            _check_output(f"rotate by {angle} with expand", math.ceil(w * c + h * s), math.ceil(w * s + h * c))
+            _check_output(f"rotate by {angle} with expand", math.ceil(w * c + h * s),
+                          math.ceil(w * s + h * c), limit)
         out = im.rotate(angle, expand=expand)
-    return save(out, src_fmt)
+    return encode(out, src_fmt)
 
 
-def convert(uri: str, mode: str) -> str:
-    im, src_fmt = load(uri)
+def _make_convert(uri, path, limit, mode):
+    im, src_fmt = load(uri, None, path, limit)
     try:
         out = im.convert(mode)
     except ValueError as e:
         raise MediaError(f"cannot convert {uri!r} from {im.mode} to mode {mode!r}: {e}")
-    return save(out, src_fmt)
+    return encode(out, src_fmt)
+
+
+def _no_check(limit, *_):
+    return None
+
+
+def _row_error(e: BaseException) -> BaseException:
+    if getattr(e, "sqlstate", None) == "57014":  # a cancel ends the statement, not one row
+        raise e
+    return as_sql(e)
+
+
+def derive(calls: list, check, make) -> list:
+    """One result (a media reference) or SQL error per call (uri, *arguments), in order."""
+    limit = _limit()
+    out: list = [None] * len(calls)
+    jobs = []
+    for i, (uri, *params) in enumerate(calls):
+        try:
+            check(limit, *params)
+            jobs.append((i, uri, local_path(uri), params))
+        except Exception as e:
+            out[i] = _row_error(e)
+
+    def done(k: int, r) -> None:
+        i = jobs[k][0]
+        try:
+            out[i] = _row_error(r) if isinstance(r, BaseException) else store_bytes(*r)
+        except Exception as e:
+            out[i] = _row_error(e)
+
+    n = int(setting("pixelgres.media_threads")) or threads.cores()
+    threads.each(lambda j: make(j[1], j[2], limit, *j[3]), jobs, n, done)
+    return out
+
+
+@batched("resize")
+def resize(calls: list) -> list:
+    return derive(calls, _check_resize, _make_resize)
+
+
+@batched("thumbnail")
+def thumbnail(calls: list) -> list:
+    return derive(calls, _positive("thumbnail"), _make_thumbnail)
+
+
+@batched("crop")
+def crop(calls: list) -> list:
+    return derive(calls, _no_check, _make_crop)
+
+
+@batched("rotate")
+def rotate(calls: list) -> list:
+    return derive(calls, _check_rotate, _make_rotate)
+
+
+@batched("convert")
+def convert(calls: list) -> list:
+    return derive(calls, _no_check, _make_convert)
 
 
 def info(uri: str) -> dict:

@@ -573,7 +573,19 @@ _BATCH_STEP = SQL("""
   IF pxt_ids IS NOT NULL THEN
     BEGIN
       PERFORM pxt._batch_begin();
-      PERFORM ({expr}) FROM ONLY {table} pxt_row WHERE pxt_row._pxt_rowid = ANY(pxt_ids);
+      BEGIN
+        PERFORM ({expr}) FROM ONLY {table} pxt_row WHERE pxt_row._pxt_rowid = ANY(pxt_ids);
+      EXCEPTION WHEN OTHERS THEN
+        -- a row whose expression fails outside any batched call (a cast out of range) is left
+        -- out; the write-back below gives it its own error, or records it (on_error 'ignore')
+        FOREACH pxt_id IN ARRAY pxt_ids LOOP
+          BEGIN
+            PERFORM ({expr}) FROM ONLY {table} pxt_row WHERE pxt_row._pxt_rowid = pxt_id;
+          EXCEPTION WHEN OTHERS THEN
+            CONTINUE;
+          END;
+        END LOOP;
+      END;
       PERFORM pxt._batch_run();
     EXCEPTION WHEN OTHERS THEN PERFORM pxt._batch_end(); RAISE;
     END;
@@ -622,10 +634,12 @@ def statement_trigger_body(t: TriggerTable) -> Composed:
                           "jsonb_build_object({key}, pxt._error_info(SQLSTATE, SQLERRM)) "
                           "WHERE pxt_row._pxt_rowid = pxt_id;").format(table=t.table, key=key)
         else:
+            # the row described as the row trigger does: its rowid and the column's inputs
             handler = SQL("PERFORM pxt._batch_end(); PERFORM set_config('pxt_v.internal', 'off', true); "
                           "RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = format('computed column %s of %s "
-                          "failed for row (_pxt_rowid=%s): %s', {key}, {name}, pxt_id, pxt._clean_error(SQLERRM)), "
-                          "{hint}").format(key=key, name=Literal(t.name), hint=_HINT_IGNORE)
+                          "failed for row (%s): %s', {key}, {name}, (SELECT {row} FROM ONLY {table} pxt_row "
+                          "WHERE pxt_row._pxt_rowid = pxt_id), pxt._clean_error(SQLERRM)), {hint}").format(
+                key=key, name=Literal(t.name), row=_row_desc(c.deps), table=t.table, hint=_HINT_IGNORE)
         if c.deferred:
             asked = SQL(" AND {} = ANY(string_to_array(current_setting('pixelgres.recompute', true), ','))"
                         " AND coalesce(current_setting('pxt_work.defer', true), '') <> 'on'").format(key)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import plpy
 
 from ...core import batch, deps
+from ...core.threads import quiet_pool
 from ...core.errors import MediaError
 from ...media.store import host_allowed
 from .. import calls, messages, remote
@@ -92,7 +93,7 @@ def endpoint() -> BedrockEndpoint:
 
 def _pool():
     if not _POOL:
-        _POOL.append(remote.quiet_pool(THREADS, "pixelgres-bedrock"))
+        _POOL.append(quiet_pool(THREADS, "pixelgres-bedrock"))
     return _POOL[0]
 
 
