@@ -141,3 +141,12 @@ def test_a_cancel_ends_the_statement_while_a_helper_is_busy(db, dsn, files, how)
     assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
     insert(db, "t", paths[:4])  # the backend and its helpers work on
     assert db.execute("SELECT count(rot) FROM t").fetchone() == (4,)
+
+
+def test_returning_shows_a_derived_image_only_after_the_statement(db, files):
+    """The documented price of batching: the statement trigger writes the column after the
+    rows are inserted, so the INSERT's own RETURNING sees NULL and the next read the image."""
+    make_table(db, "t")
+    p = photo(files, "a.jpg", 3)
+    assert db.execute("INSERT INTO t (image) VALUES (%s) RETURNING rot", (p,)).fetchall() == [(None,)]
+    assert db.execute("SELECT rot LIKE 'media://%%.jpg' FROM t").fetchall() == [(True,)]
