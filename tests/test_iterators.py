@@ -86,6 +86,23 @@ def test_frame_selection(db, video, args, expected):
         assert level(db, frame) == idx  # the pixels are those of frame idx
 
 
+@pytest.mark.parametrize("args", ["fps => 2", "num_frames => 7", "keyframes_only => true", "fps => 100"])
+def test_frames_on_helpers_are_those_of_one_thread(db, files, args):
+    """Sparse selections are cut at keyframes into groups that helper threads decode at once
+    (media.video.split); the rows are those one thread gives, in the same order. 60 frames,
+    12 closed GOPs, so 2 threads get 4 groups."""
+    long = make_video(files / "long.mp4", n=60)
+    q = f"SELECT pos, frame_idx, pos_msec, key_frame, frame FROM pxt.frame_iterator(%s, {args})"
+    db.execute("SET pixelgres.media_threads = 1")
+    one = db.execute(q, (str(long),)).fetchall()
+    db.execute("SET pixelgres.media_threads = 2")
+    many = db.execute(q, (str(long),)).fetchall()
+    assert one == many and len(one) >= 6
+    assert [r[0] for r in many] == list(range(len(many)))
+    for _, idx, _, _, frame in many[::3]:
+        assert level(db, frame) == idx % 21  # grey_video: level 12 * i mod 252
+
+
 def test_keyframes_only(db, video):
     keys = keyframe_indices(video)
     assert len(keys) >= 4

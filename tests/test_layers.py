@@ -19,7 +19,7 @@ SERVER_LAYERS = [
     ["core.clock", "core.outside", "core.errors", "core.deps", "core.spi", "core.batch", "core.threads"],
     ["sqlgen.compose", "sqlgen.versioning", "sqlgen.ddl", "sqlgen.iterators", "sqlgen.embeddings", "sqlgen.work"],  # pure SQL generation: no plpy, no database
     ["catalog", "faces"],
-    ["tabular", "media.objects", "media.cache", "media.links",  # Parquet/CSV rows, object stores, their local cache: no plpy
+    ["tabular", "media.encode", "media.objects", "media.cache", "media.links",  # Parquet/CSV rows, object stores, their local cache: no plpy
      "media.gucs", "media.uploads", "media.buckets", "media.store", "media.urls", "media.video", "media.resolve", "media.image", "media.audio", "media.documents", "media.probe", "media.validate"],
     ["model_store", "versioning.history", "versioning.vacuum"],
     ["ddl.exprs", "ddl.triggers", "ddl.tables", "ddl.work"],

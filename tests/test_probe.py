@@ -1,34 +1,16 @@
 """Probing media on write (media/probe.py), without a database: real files made here with
 PyAV and pypdf, real fakes (text named .mp4, truncated and garbled containers, junk PDFs)."""
-import importlib.util
 import struct
-import sys
-import types
 
 import av
 import numpy as np
 import pypdf
 import pytest
 
-import pixelgres.server  # noqa: F401  (first, with no plpy importable: it skips its database check)
 from pixelgres.testing.media import HTML, MARKDOWN, garble, grey_video
+from pixelgres.testing.offline import server_module
 
-
-def _import_probe():
-    """core.errors subclasses plpy.Error, so outside a backend it needs a stand-in plpy while
-    it is imported (removed again, for the other suites)."""
-    if "plpy" in sys.modules or importlib.util.find_spec("plpy"):
-        from pixelgres.server.media import probe
-        return probe
-    sys.modules["plpy"] = types.SimpleNamespace(Error=type("Error", (Exception,), {}))
-    try:
-        from pixelgres.server.media import probe
-        return probe
-    finally:
-        del sys.modules["plpy"]
-
-
-probe_mod = _import_probe()
+probe_mod = server_module("media.probe")
 probe = probe_mod.probe
 from pixelgres.server.core.errors import MediaError  # noqa: E402  (after the stand-in plpy)
 

@@ -39,7 +39,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def _pool(prefix: str, size: int) -> ThreadPoolExecutor:
+def pool(prefix: str, size: int) -> ThreadPoolExecutor:
     p = _POOLS.get((prefix, size))
     if p is None:
         p = _POOLS[(prefix, size)] = quiet_pool(size, prefix)
@@ -66,13 +66,13 @@ def each(fn, items: list, threads: int, done, prefix: str = "pixelgres-media") -
                 r = e
             done(i, r)
         return
-    pool = _pool(prefix, threads)
+    helpers = pool(prefix, threads)
     todo = iter(enumerate(items))
     running: dict = {}
 
     def submit(k: int) -> None:
         for i, item in todo:
-            running[pool.submit(fn, item)] = i
+            running[helpers.submit(fn, item)] = i
             if len(running) >= k:
                 return
 

@@ -7,6 +7,8 @@ import os
 
 import plpy
 
+from ..core import threads
+
 _plans: dict = {}
 
 
@@ -19,6 +21,11 @@ def plan(query: str, types: list[str]):
 
 def setting(name: str) -> str:
     return plpy.execute(plan("SELECT current_setting($1) AS v", ["text"]), [name])[0]["v"]
+
+
+def media_threads() -> int:
+    """Helper threads for a statement's media work: pixelgres.media_threads, 0 = one per core."""
+    return int(setting("pixelgres.media_threads")) or threads.cores()
 
 
 def setting_list(name: str) -> list[str]:

@@ -15,8 +15,10 @@ import os
 from ..core import deps, threads
 from ..core.batch import batched
 from ..core.errors import MediaError, as_sql
+from .encode import pil_bytes
 from .resolve import local_path
-from .store import setting, store_bytes
+from .gucs import media_threads
+from .store import setting, store_bytes, writer
 
 Image = deps.need("PIL.Image")
 ImageOps = deps.need("PIL.ImageOps")
@@ -119,8 +121,7 @@ _PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")
 
 def encode(im, source_format: str | None = None) -> tuple[bytes, str]:
     """(bytes, file extension) of a derived image: JPEG (quality 90) for a JPEG source in a mode
-    JPEG holds, else PNG, else TIFF. Runs on any thread."""
-    buf = io.BytesIO()
+    JPEG holds, else PNG, else TIFF. Runs on any thread, without the GIL (media.encode)."""
     if source_format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
         fmt, ext, kw = "JPEG", "jpg", {"quality": 90}
     elif im.mode in _PNG_MODES:
@@ -128,10 +129,9 @@ def encode(im, source_format: str | None = None) -> tuple[bytes, str]:
     else:  # F, I;16B, CMYK, YCbCr, LAB...: PNG cannot hold them
         fmt, ext, kw = "TIFF", "tiff", {}
     try:
-        im.save(buf, fmt, **kw)
+        return pil_bytes(im, fmt, **kw), ext
     except (KeyError, ValueError, OSError) as e:
         raise MediaError(f"cannot store an image of mode {im.mode}: {e}")
-    return buf.getvalue(), ext
 
 
 def save(im, source_format: str | None = None) -> str:
@@ -141,8 +141,9 @@ def save(im, source_format: str | None = None) -> str:
 # --- derived images: batched, made on helper threads -------------------------------------------
 # Each operation is a check of its arguments (main thread, before any decoding) and a ``make``
 # from (uri, path, limit, *arguments) to encoded bytes that touches no plpy, so one statement's
-# images are decoded, transformed and encoded on pixelgres.media_threads helpers (Pillow
-# releases the GIL in all three) while the main thread resolves inputs and stores results.
+# images are decoded, transformed, encoded and stored on pixelgres.media_threads helpers (Pillow
+# releases the GIL in all three, encoding through media.encode; store.writer) while the main
+# thread resolves inputs and collects the references.
 def _positive(what: str):
     def check(limit: int, width: int, height: int, *_) -> None:
         if width <= 0 or height <= 0:
@@ -238,14 +239,10 @@ def derive(calls: list, check, make) -> list:
             out[i] = _row_error(e)
 
     def done(k: int, r) -> None:
-        i = jobs[k][0]
-        try:
-            out[i] = _row_error(r) if isinstance(r, BaseException) else store_bytes(*r)
-        except Exception as e:
-            out[i] = _row_error(e)
+        out[jobs[k][0]] = _row_error(r) if isinstance(r, BaseException) else r
 
-    n = int(setting("pixelgres.media_threads")) or threads.cores()
-    threads.each(lambda j: make(j[1], j[2], limit, *j[3]), jobs, n, done)
+    put = writer()
+    threads.each(lambda j: put(*make(j[1], j[2], limit, *j[3])), jobs, media_threads(), done)
     return out
 
 

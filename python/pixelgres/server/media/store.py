@@ -17,7 +17,7 @@ import tempfile
 import urllib.parse
 
 from ..core.errors import MediaError
-from ..core.errors import fail as _fail
+from ..core.errors import error
 from ..core.spi import on_replica
 from . import buckets, objects
 from .gucs import media_dir, setting, setting_list
@@ -79,17 +79,33 @@ def local_path(uri: str) -> str:
 
 
 # --- the store -------------------------------------------------------------------------
-def store_bytes(data: bytes, ext: str) -> str:
+def _name(root: str, data: bytes, ext: str) -> tuple[str, str]:
+    """(reference, file path) of ``data`` in the store at ``root``."""
     digest = hashlib.sha256(data).hexdigest()
     ext = ext.lower().lstrip(".")
-    ref = f"media://{digest}.{ext}"
-    final = store_path(ref)
-    if not os.path.exists(final):
-        if on_replica():  # media the primary already stored is found above: only new files are refused
-            _fail("cannot write media on a read-only replica: this function produces a media file the "
-                  "store does not have yet", sqlstate="25006")
-        write_atomic(final, data)
-    return ref
+    if not ext.isalnum() or len(ext) > 8:
+        raise MediaError(f"invalid media file extension {ext!r}")
+    return f"media://{digest}.{ext}", os.path.join(root, digest[:2], f"{digest}.{ext}")
+
+
+def store_bytes(data: bytes, ext: str) -> str:
+    return writer()(data, ext)
+
+
+def writer():
+    """``store_bytes`` as a function that helper threads may call (they may not call plpy): the
+    store directory and whether this is a replica are read here, on the main thread."""
+    root, replica = media_dir(), on_replica()
+
+    def put(data: bytes, ext: str) -> str:
+        ref, final = _name(root, data, ext)
+        if not os.path.exists(final):
+            if replica:  # media the primary already stored is found above: only new files are refused
+                raise error("cannot write media on a read-only replica: this function produces a media "
+                            "file the store does not have yet", sqlstate="25006")
+            write_atomic(final, data)
+        return ref
+    return put
 
 
 def store_media(data: bytes, ext: str) -> str:

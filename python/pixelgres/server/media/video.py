@@ -8,32 +8,38 @@ wanted frame, the packets that must be decoded to produce it: from the last keyf
 before it up to its own packet. Packets outside those ranges are not fed to the decoder at
 all (a long gap is crossed with a seek instead of reading through it); inside a range, frames
 that are not wanted are decoded only if other frames refer to them (``skip_frame=NONREF``).
-Decoding is threaded (``thread_type=AUTO``). Frames that are kept are converted to RGB and
-encoded (JPEG or PNG) on a small thread pool while the decoder runs; frames that are not kept
-are never converted. A *virtual* frame is stored as a reference ``pxt-frame:<idx>:<pts>:<video>``
-and decoded when read (``frame_file``), with the decoded PNG cached in the media store.
+The ranges are cut at closed-GOP keyframes into groups that pixelgres.media_threads helpers
+decode at once, each with its own decoder, and each converts, encodes and stores its frames
+(``split``, ``_selected``): one decoder's own threads gained nothing on 2 cores, separate
+decoders use both. When every frame is wanted, the main thread decodes (``thread_type=AUTO``)
+and the helpers convert, encode and store. A *virtual* frame is stored as a reference
+``pxt-frame:<idx>:<pts>:<video>`` and decoded when read (``frame_file``), with the decoded PNG
+cached in the media store.
 """
 from __future__ import annotations
 
 import bisect
 import hashlib
-import io
+import math
 import os
+import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..core import deps
+from ..core import deps, threads
 from ..core.errors import MediaError
-from .store import FRAME_SCHEME, check_limits, local_path, media_dir, setting, store_bytes, write_atomic
+from .encode import pil_bytes
+from .gucs import media_threads
+from .store import FRAME_SCHEME, check_limits, local_path, media_dir, setting, store_bytes, write_atomic, writer
 
 av = deps.need("av")
 Image = deps.need("PIL.Image")
+VideoReformatter = deps.need("av.video.reformatter").VideoReformatter
 
 FORMATS = {"jpeg": ("JPEG", "jpg"), "jpg": ("JPEG", "jpg"), "png": ("PNG", "png")}
 SEEK_GAP = 120      # packets: a longer gap between wanted frames is crossed with a seek, not read through
 IN_FLIGHT = 8       # frames converted/encoded concurrently at most
-_POOL: ThreadPoolExecutor | None = None
+_LOCAL = threading.local()
 
 
 @dataclass
@@ -59,7 +65,9 @@ class Index:
 
 
 # --- opening and indexing ---------------------------------------------------------------------
-def _open(uri: str, path: str | None = None):
+def _open(uri: str, path: str | None = None, checked: bool = False):
+    """The container and its video stream. ``checked``: the limits were checked on the main
+    thread already (by ``index``), so a helper thread, which may not read settings, opens it."""
     path = path or local_path(uri)
     try:
         c = av.open(path)
@@ -72,6 +80,10 @@ def _open(uri: str, path: str | None = None):
             raise MediaError(f"not a decodable video: {uri!r} (no audio or video streams found: the file is "
                              "truncated or not a video)")
         raise MediaError(f"{uri!r} has no video stream (it has {', '.join(kinds)})")
+    if checked:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        return c, s
     try:
         check_limits(uri, path, c.duration / 1_000_000 if c.duration else None)
     except MediaError:
@@ -196,6 +208,50 @@ def plan(ix: Index, wanted: list[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in merged]
 
 
+def split(ix: Index, wanted: list[int], parts: int) -> list[tuple[list[tuple[int, int]], list[int]]]:
+    """``plan``'s ranges cut into at most ``parts`` groups of similar work, each (ranges, its
+    wanted frames), that separate decoders can decode at once. A cut falls only at a keyframe
+    that no frame crosses (every packet before it presents before it, every packet after it
+    after it: a closed GOP), so each group starts clean at its own keyframe. The work of a
+    packet range is its packets plus 3 per wanted frame (converting and encoding a frame
+    costs about three decodes)."""
+    ranges = plan(ix, wanted)
+    pk = ix.packets
+    if parts <= 1 or not pk:
+        return [(ranges, wanted)]
+    low, low_after = math.inf, [0] * len(pk)  # least pts from each packet on
+    for i in range(len(pk) - 1, -1, -1):
+        low = low_after[i] = min(low, pk[i].pts)
+    cuts, high = [], -math.inf
+    for i, p in enumerate(pk):
+        if p.key and i and high < p.pts <= low_after[i]:
+            cuts.append(i)
+        high = max(high, p.pts)
+    pos = {p.pts: i for i, p in enumerate(pk)}
+    at = sorted(pos[t] for t in wanted)
+    pieces = []
+    for a, b in ranges:
+        for k in cuts[bisect.bisect_right(cuts, a):bisect.bisect_right(cuts, b)]:
+            pieces.append((a, k - 1))
+            a = k
+        pieces.append((a, b))
+
+    def work(a: int, b: int) -> int:
+        return b - a + 1 + 3 * (bisect.bisect_right(at, b) - bisect.bisect_left(at, a))
+    share = sum(work(a, b) for a, b in pieces) / parts
+    groups: list[list] = [[] for _ in range(parts)]
+    done = 0
+    for a, b in pieces:  # a piece goes to the group its middle falls in
+        w = work(a, b)
+        g = groups[min(parts - 1, int((done + w / 2) / share))]
+        if g and g[-1][1] + 1 == a:  # adjacent pieces in one group decode as one range
+            g[-1] = (g[-1][0], b)
+        else:
+            g.append((a, b))
+        done += w
+    return [(g, [t for t in wanted if g[0][0] <= pos[t] <= g[-1][1]]) for g in groups if g]
+
+
 # --- decoding -------------------------------------------------------------------------------------
 def _decode_error(uri: str, e: Exception, where: str) -> MediaError:
     return MediaError(f"video {uri!r} does not decode {where}: {type(e).__name__}: {e}")
@@ -221,11 +277,16 @@ def decode_all(uri: str, path: str):
         c.close()
 
 
-def decode_selected(uri: str, path: str, ix: Index, wanted: list[int]):
-    """The wanted frames (by pts), in presentation order, decoding as little as possible."""
-    ranges = plan(ix, wanted)
+def decode_selected(uri: str, path: str, ix: Index, wanted: list[int], ranges=None, threaded: bool = True):
+    """The wanted frames (by pts), in decode order, decoding as little as possible: the packet
+    ``ranges`` (``plan``'s, or a piece of them from ``split``), with the decoder's own threads
+    unless ``threaded`` is false (when several decoders run at once). Runs on any thread:
+    ``index`` checked the file's limits on the main thread."""
+    ranges = plan(ix, wanted) if ranges is None else ranges
     want = set(wanted)
-    c, s = _open(uri, path)
+    c, s = _open(uri, path, checked=True)
+    if not threaded:
+        s.thread_type = "NONE"
     ctx = s.codec_context
     pos = {p.pts: i for i, p in enumerate(ix.packets)}
     got = 0
@@ -275,22 +336,17 @@ def decode_selected(uri: str, path: str, ix: Index, wanted: list[int]):
 
 
 # --- output ---------------------------------------------------------------------------------------
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="pxt-frames")
-    return _POOL
-
-
 def _encode(frame, fmt: str, quality: int) -> bytes:
-    """RGB conversion and encoding: runs on the pool (swscale and Pillow release the GIL)."""
-    buf = io.BytesIO()
-    im = Image.fromarray(frame.to_ndarray(format="rgb24"))  # one copy less than frame.to_image()
+    """RGB conversion and encoding: runs on the pool (swscale and, through media.encode,
+    Pillow release the GIL). Each thread keeps one reformatter: a frame's own builds a new
+    swscale context per frame, which cost 3x the conversion itself."""
+    r = getattr(_LOCAL, "reformatter", None)
+    if r is None:
+        r = _LOCAL.reformatter = VideoReformatter()
+    im = Image.fromarray(r.reformat(frame, format="rgb24").to_ndarray())
     if fmt == "JPEG":
-        im.save(buf, "JPEG", quality=quality)
-    else:
-        im.save(buf, "PNG", compress_level=1)
-    return buf.getvalue()
+        return pil_bytes(im, "JPEG", quality=quality)
+    return pil_bytes(im, "PNG", compress_level=1)
 
 
 def frame_ref(uri: str, frame_idx: int, pts: int) -> str:
@@ -325,9 +381,7 @@ def frames(uri: str, fps=None, num_frames=None, keyframes_only=False, virtual=Fa
     path = local_path(uri)
     every = fps is None and num_frames is None and not keyframes_only
     ix = None
-    if every and not virtual:
-        source = decode_all(uri, path)
-    else:
+    if not every or virtual:
         ix = index(uri, path)
         wanted = select(ix, fps, num_frames, keyframes_only)
         if virtual:
@@ -336,29 +390,67 @@ def frames(uri: str, fps=None, num_frames=None, keyframes_only=False, virtual=Fa
                 i = ix.frame_idx(t)
                 yield (pos, i, ix.msec(t), t, t in keys, frame_ref(uri, i, t))
             return
+        if len(wanted) < len(ix.pts):
+            yield from _selected(uri, path, ix, wanted, pil_fmt, ext, quality)
+            return
         # every frame wanted (fps at or above the native rate...): one plain pass
-        source = decode_all(uri, path) if len(wanted) == len(ix.pts) else decode_selected(uri, path, ix, wanted)
+    source = decode_all(uri, path)
+    put = writer()
+
+    def job(f) -> str:
+        return put(_encode(f, pil_fmt, quality), ext)
     pending: deque = deque()
     pos, first_pts = 0, None
-    pool = _pool()
+    pool = threads.pool("pixelgres-frames", media_threads())
+
+    def row(item):
+        f_idx, msec, t, key, fut = item
+        return (pos, f_idx, msec, t, key, fut.result())
     try:
         for f in source:
             if first_pts is None:
                 first_pts = ix.pts[0] if ix else f.pts
             f_idx = ix.frame_idx(f.pts) if ix else pos + len(pending)
             msec = float((f.pts - first_pts) * f.time_base * 1000)
-            pending.append((f_idx, msec, f.pts, bool(f.key_frame), pool.submit(_encode, f, pil_fmt, quality)))
+            pending.append((f_idx, msec, f.pts, bool(f.key_frame), pool.submit(job, f)))
             while len(pending) >= IN_FLIGHT or (pending and pending[0][4].done()):
-                f_idx, msec, t, key, fut = pending.popleft()
-                yield (pos, f_idx, msec, t, key, store_bytes(fut.result(), ext))
+                yield row(pending.popleft())
                 pos += 1
         while pending:
-            f_idx, msec, t, key, fut = pending.popleft()
-            yield (pos, f_idx, msec, t, key, store_bytes(fut.result(), ext))
+            yield row(pending.popleft())
             pos += 1
     finally:
         for item in pending:
             item[4].cancel()
+
+
+def _selected(uri: str, path: str, ix: Index, wanted: list[int], pil_fmt: str, ext: str, quality: int):
+    """frames() of some frames: ``split``'s groups each decoded, converted, encoded and stored by
+    one helper (pixelgres.media_threads; decoding releases the GIL, so separate decoders use
+    every core where one decoder's own threads gained nothing on 2 cores), in presentation order."""
+    n = media_threads()
+    groups = split(ix, wanted, 2 * n if n > 1 else 1)
+    put, stop, found = writer(), threading.Event(), []
+
+    def work(group):
+        out = []
+        for f in decode_selected(uri, path, ix, group[1], group[0], threaded=len(groups) == 1):
+            if stop.is_set():  # the statement ended (an error elsewhere, a cancel)
+                break
+            out.append((f.pts, bool(f.key_frame), put(_encode(f, pil_fmt, quality), ext)))
+        return out
+
+    def done(_: int, r) -> None:
+        if isinstance(r, BaseException):
+            raise r
+        found.extend(r)
+    try:
+        threads.each(work, groups, n, done, prefix="pixelgres-frames")
+    finally:
+        stop.set()
+    found.sort()
+    for pos, (t, key, ref) in enumerate(found):
+        yield (pos, ix.frame_idx(t), ix.msec(t), t, key, ref)
 
 
 # --- single frames --------------------------------------------------------------------------------
