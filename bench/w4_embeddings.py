@@ -28,6 +28,9 @@ import statistics
 import sys
 import time
 
+import numpy as np
+from pgvector.psycopg import register_vector
+
 # The same OpenMP setting the backend uses (pixelgres.server.ai.embedding_models._threads_env): idle
 # threads sleep rather than spin. Without it a loaded machine slows the direct side several-fold,
 # which would flatter pixelgres.
@@ -36,7 +39,7 @@ from _cluster import Timing, bench_dir, cluster, connect, memory  # noqa: E402
 
 from pixelgres import __version__  # noqa: E402
 
-INGEST_TARGET = 1.1
+INGEST_TARGET = 1.05  # issue #20
 QUERY_TARGET = 1.1
 SUBJECTS = ["a dog", "the cat", "a young chef", "the central bank", "an old sailor", "my neighbour", "the team",
             "a small startup", "the orchestra", "a hiker", "the museum", "a robot", "the farmer", "two children"]
@@ -131,6 +134,7 @@ def bench_memory(dsn: str, model, texts: list[str]) -> None:
 
 def bench_ingest(conn, model, texts: list[str], repeat: int) -> str:
     pid = conn.info.backend_pid
+    register_vector(conn)  # numpy vectors go to the server in pgvector's binary format
     runs = []
     for r in range(repeat):
         sample = [f"{t} (run {r})" for t in texts]  # distinct per run: nothing cached anywhere
@@ -142,8 +146,17 @@ def bench_ingest(conn, model, texts: list[str], repeat: int) -> str:
         conn.execute(f"SELECT pxt.create_table('{plain}', '{{\"body\": \"string\"}}')")
         conn.execute(f"SELECT pxt.add_computed_column('{plain}', 'v', %s)",
                      (f"({model.sql.replace('(', '(body, ', 1).replace(', )', ')')})::vector({model.dims})",))
+        # the hand-written pipeline: encode here, then a plain INSERT of texts and vectors
+        # (pgvector's binary adapter) into a table with the same HNSW index (m 16, ef 64)
+        raw = f"w4.raw_{model.fn}_{r}"
+        conn.execute(f"CREATE TABLE {raw} (body text, v vector({model.dims}))")
+        conn.execute(f"CREATE INDEX ON {raw} USING hnsw (v vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
         with Timing() as direct:
-            model.docs(sample)
+            vectors = model.docs(sample)
+        with Timing(pid) as store:
+            conn.execute(f"INSERT INTO {raw} (body, v) SELECT * FROM unnest(%s::text[], %s::vector[])",
+                         (sample, [np.asarray(v, dtype=np.float32) for v in vectors]))
+        conn.commit()
         with Timing(pid) as index:
             conn.execute(f"INSERT INTO {tbl} (body) SELECT unnest(%s::text[])", (sample,))
         assert conn.execute(f"SELECT count(body_embedding) FROM {tbl}").fetchone()[0] == len(texts)
@@ -155,19 +168,24 @@ def bench_ingest(conn, model, texts: list[str], repeat: int) -> str:
         conn.execute(f"INSERT INTO {fill} (body) SELECT unnest(%s::text[])", ([s + " b" for s in sample],))
         with Timing(pid) as backfill:
             conn.execute(f"SELECT pxt.add_embedding_index('{fill}', 'body', embedding => %s)", (model.sql,))
-        runs.append((index, direct, backfill, column))
+        runs.append((index, direct, backfill, column, direct.wall + store.wall))
         print(f"    run {r + 1}: INSERT through the index {index.wall:.2f}s wall / {index.cpu:.2f}s CPU, direct "
               f"encode {direct.wall:.2f}s / {direct.cpu:.2f}s ({index.wall / direct.wall:.2f}x wall, "
               f"{index.cpu / direct.cpu:.2f}x CPU); computed column without HNSW {column.wall:.2f}s / "
               f"{column.cpu:.2f}s ({column.cpu / direct.cpu:.2f}x CPU); backfill with HNSW build "
-              f"{backfill.wall:.2f}s / {backfill.cpu:.2f}s CPU", flush=True)
+              f"{backfill.wall:.2f}s / {backfill.cpu:.2f}s CPU; direct encode + INSERT into an HNSW table "
+              f"{direct.wall + store.wall:.2f}s ({index.wall / (direct.wall + store.wall):.2f}x)", flush=True)
     med = lambda f: statistics.median(f(run) for run in runs)  # noqa: E731
     wall, cpu = med(lambda x: x[0].wall / x[1].wall), med(lambda x: x[0].cpu / x[1].cpu)
     n = len(texts)
     verdict = lambda x: "" if x <= INGEST_TARGET else ", ABOVE TARGET"  # noqa: E731
+    spread = lambda f: f"{min(f(x) for x in runs):.2f}-{max(f(x) for x in runs):.2f}"  # noqa: E731
+    hand = med(lambda x: x[0].wall / x[4])
     return (f"W4 ingest {model.name}, {n} texts: through the index {n / med(lambda x: x[0].wall):.0f} texts/s, "
             f"direct {n / med(lambda x: x[1].wall):.0f} texts/s: {wall:.2f}x the direct wall time{verdict(wall)}, "
-            f"{cpu:.2f}x its CPU time{verdict(cpu)} (target <= {INGEST_TARGET}x); without the HNSW index "
+            f"{cpu:.2f}x its CPU time (runs {spread(lambda x: x[0].wall / x[1].wall)}x wall; target <= "
+            f"{INGEST_TARGET}x the direct wall time); {hand:.2f}x the hand-written pipeline, direct encode + INSERT "
+            f"into the same HNSW index (runs {spread(lambda x: x[0].wall / x[4])}x); without the HNSW index "
             f"(computed column only) {med(lambda x: x[3].wall / x[1].wall):.2f}x wall, "
             f"{med(lambda x: x[3].cpu / x[1].cpu):.2f}x CPU; backfill incl. HNSW build "
             f"{n / med(lambda x: x[2].wall):.0f} texts/s")

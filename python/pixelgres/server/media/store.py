@@ -13,7 +13,9 @@ import hashlib
 import ipaddress
 import os
 import socket
+import itertools
 import tempfile
+import threading
 import urllib.parse
 
 from ..core.errors import MediaError
@@ -21,6 +23,10 @@ from ..core.errors import error
 from ..core.spi import on_replica
 from . import buckets, objects
 from .gucs import media_dir, setting, setting_list
+
+_DIRS: set = set()             # store directories known to exist
+_TMP_TOKEN = os.urandom(6).hex()  # temp file names: this process's token, the thread, a sequence number
+_TMP_SEQ = itertools.count()      # (next() is atomic under the GIL)
 
 KINDS = ("image", "video", "audio", "document")
 FRAME_SCHEME = "pxt-frame:"  # a virtual video frame (media.video.frame_ref)
@@ -127,18 +133,33 @@ def to_destination(value: str, destination: str, label: str = "") -> str:
 def write_atomic(final: str, data: bytes) -> None:
     """Write through a ``.tmp-`` file renamed into place: readers never see a partial file, two
     writers of the same content race harmlessly, and an interrupted write leaves only a temp
-    file (removed here, or by the media vacuum after a crash)."""
+    file (removed here, or by the media vacuum after a crash). Plain descriptor calls, with the
+    directories already made remembered: a statement storing 1800 frames spent a third of its
+    storing time in mkstemp, makedirs and chmod by path."""
     d = os.path.dirname(final)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    tmp = os.path.join(d, f".tmp-{_TMP_TOKEN}-{threading.get_ident()}-{next(_TMP_SEQ)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    if d not in _DIRS:
+        os.makedirs(d, exist_ok=True)
+        _DIRS.add(d)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:  # the directory was removed since (media vacuum of an empty one)
+        os.makedirs(d, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
+    try:
+        try:
+            os.fchmod(fd, 0o644)  # readable by other backends' roles, whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, final)
-    finally:
+    except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
 
 
 # --- URLs ----------------------------------------------------------------------------------

@@ -381,7 +381,7 @@ def frames(uri: str, fps=None, num_frames=None, keyframes_only=False, virtual=Fa
     path = local_path(uri)
     every = fps is None and num_frames is None and not keyframes_only
     ix = None
-    if not every or virtual:
+    if not every or virtual or media_threads() > 1:
         ix = index(uri, path)
         wanted = select(ix, fps, num_frames, keyframes_only)
         if virtual:
@@ -390,7 +390,7 @@ def frames(uri: str, fps=None, num_frames=None, keyframes_only=False, virtual=Fa
                 i = ix.frame_idx(t)
                 yield (pos, i, ix.msec(t), t, t in keys, frame_ref(uri, i, t))
             return
-        if len(wanted) < len(ix.pts):
+        if len(wanted) < len(ix.pts) or media_threads() > 1:
             yield from _selected(uri, path, ix, wanted, pil_fmt, ext, quality)
             return
         # every frame wanted (fps at or above the native rate...): one plain pass
@@ -429,7 +429,7 @@ def _selected(uri: str, path: str, ix: Index, wanted: list[int], pil_fmt: str, e
     one helper (pixelgres.media_threads; decoding releases the GIL, so separate decoders use
     every core where one decoder's own threads gained nothing on 2 cores), in presentation order."""
     n = media_threads()
-    groups = split(ix, wanted, 2 * n if n > 1 else 1)
+    groups = split(ix, wanted, 4 * n if n > 1 else 1)  # more groups than helpers: whoever is free takes the next
     put, stop, found = writer(), threading.Event(), []
 
     def work(group):
