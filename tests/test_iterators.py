@@ -554,6 +554,10 @@ def test_revert_of_the_base_reverts_the_view(videos, files, video):
     snap = db.execute("SELECT _pxt_rowid, _pxt_base_rowid, frame_idx, frame FROM ml.frames_rows ORDER BY 1").fetchall()
     view_versions = db.execute("SELECT count(*) FROM pxt.history('ml.frames_rows')").fetchone()[0]
     db.execute("INSERT INTO ml.videos (video, title) VALUES (%s, 'b')", (str(video),))
+    # each view version records the base version whose statement wrote it
+    base_v = db.execute("SELECT version FROM pxt.tables WHERE relid = pxt.internal_relation('ml.videos')").fetchone()[0]
+    assert db.execute("SELECT caused_by FROM pxt.versions WHERE relid = pxt.internal_relation('ml.frames_rows') "
+                      "ORDER BY version DESC LIMIT 1").fetchone()[0] == base_v
     db.execute("DELETE FROM ml.videos WHERE title = 'a'")
     assert [r[0] for r in db.execute("SELECT DISTINCT title FROM ml.frames")] == ["b"]
     db.execute("SELECT pxt.revert('ml.videos')")  # the delete: frames of 'a' come back, same rows

@@ -35,7 +35,7 @@ import plpy
 from ..catalog import display_name, ensure_schema, iterator_entry, iterator_storage, managed, vkey
 from ..core.errors import fail as _fail
 from ..core.spi import one, parse_table_name, q, qualified
-from ..ddl import exprs, tables
+from ..ddl import exprs, tables, triggers
 from ..sqlgen import iterators as gen
 from ..sqlgen.compose import Composable, Identifier, clip, written_name
 
@@ -185,6 +185,7 @@ def create_view(name: str, base_name: str, call: str, if_exists: str = "error", 
     plpy.execute(plpy.prepare("INSERT INTO pxt.iterator_views (storage, view_schema, view_name, base, call, iter_view) "
                               "VALUES ($1, $2, $3, $4, $5, $6::regclass)", ["oid", "name", "name", "oid", "text", "text"]),
                  [storage, schema, rel, base, call, iter_view])
+    triggers.regenerate(storage)  # as a view now: its versions record the base's version that caused them
 
     # 3. the joined view users query, the maintenance functions and triggers
     sync(storage)

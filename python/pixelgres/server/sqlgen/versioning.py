@@ -118,7 +118,7 @@ def create_history_table(h: Relation) -> list[Composed]:
     return [
         SQL("CREATE TABLE {} (_pxt_rowid bigint NOT NULL, _pxt_v integer NOT NULL, "
             "_pxt_v_to integer NOT NULL)").format(h),
-        SQL("CREATE INDEX ON {} (_pxt_v_to)").format(h),  # revert; time travel scans
+        SQL("CREATE INDEX ON {} USING brin (_pxt_v_to)").format(h),  # revert; time travel scans
         SQL("GRANT SELECT ON {} TO pxt_reader").format(h),
     ]
 
@@ -154,7 +154,7 @@ current_setting('pxt_v.internal', true) = 'on' THEN RETURN NULL; END IF;
     INSERT INTO {h} (_pxt_rowid, _pxt_v, _pxt_v_to{hcols})
       SELECT o._pxt_rowid, o._pxt_v, v{ocols} FROM pxt_old o WHERE o._pxt_v < v;
     GET DIAGNOSTICS n = ROW_COUNT;
-    SELECT count(*) INTO e FROM pxt_new t WHERE t._pxt_errors IS NOT NULL;
+    {count_update_errors}
   ELSE
     INSERT INTO {h} (_pxt_rowid, _pxt_v, _pxt_v_to{hcols})
       SELECT o._pxt_rowid, o._pxt_v, v{ocols} FROM pxt_old o WHERE o._pxt_v < v;
@@ -163,9 +163,7 @@ current_setting('pxt_v.internal', true) = 'on' THEN RETURN NULL; END IF;
   IF n = 0 THEN  -- nothing changed: give the version number back (we hold the row lock)
     UPDATE pxt.tables SET version = version - 1 WHERE relid = TG_RELID AND version = v;
   ELSE
-    -- an iterator view's rows are written by its base's statement: remember which version
-    SELECT nullif(current_setting('pxt_v.' || b.vkey, true), '')::integer INTO caused
-      FROM pxt.tables s JOIN pxt.tables b ON b.relid = s.base WHERE s.relid = TG_RELID AND s.kind = 'view';
+    {caused_by}
     INSERT INTO pxt.versions (relid, version, change_type, inserts, updates, deletes, errors, caused_by)
     VALUES (TG_RELID, v, 'data', CASE WHEN TG_OP = 'INSERT' THEN n ELSE 0 END,
             CASE WHEN TG_OP = 'UPDATE' THEN n ELSE 0 END, CASE WHEN TG_OP = 'DELETE' THEN n ELSE 0 END, e, caused);
@@ -181,17 +179,28 @@ _EVENTS = (
 )
 
 
+# an iterator view's rows are written by its base's statement: remember which version
+_CAUSED_BY = SQL("""SELECT nullif(current_setting('pxt_v.' || b.vkey, true), '')::integer INTO caused
+      FROM pxt.tables s JOIN pxt.tables b ON b.relid = s.base WHERE s.relid = TG_RELID AND s.kind = 'view';""")
+_UPDATE_ERRORS = SQL("SELECT count(*) INTO e FROM pxt_new t WHERE t._pxt_errors IS NOT NULL;")
+
+
 def trigger_body(table: Relation, vkey: str, columns: Sequence[Column], late_errors: bool,
-                 records_errors: bool = True) -> Composed:
+                 records_errors: bool = True, iterator_view: bool = True) -> Composed:
     """The plpgsql body of the version trigger function. ``late_errors``: batched columns
     record errors after the rows were captured, so count them in the table.
     ``records_errors``: some column may record errors (on_error => 'ignore'). When none can,
     an insert's rows are counted from the transaction's insert counter, read before and
-    after the statement, instead of from a transition table that copies every row (W5)."""
+    after the statement, instead of from a transition table that copies every row, and an
+    update has no NEW TABLE to count errors in (W5). ``iterator_view``: the table may be an
+    iterator view, whose versions record the base's version that caused them (a query per
+    statement that other tables skip)."""
+    caused = _CAUSED_BY if iterator_view else SQL("")
     if not records_errors:
         started = Literal(version_setting(vkey) + "_ins")
         return _TRIGGER_BODY.format(
-            setting=Literal(version_setting(vkey)), h=history_table(vkey),
+            setting=Literal(version_setting(vkey)), h=history_table(vkey), caused_by=caused,
+            count_update_errors=SQL(""),
             before_insert=SQL("IF TG_OP = 'INSERT' THEN "
                               "IF NOT current_setting('track_counts')::boolean THEN RAISE EXCEPTION USING "
                               "ERRCODE = '55000', MESSAGE = 'pixelgres: inserts into a versioned table need "
@@ -209,16 +218,17 @@ def trigger_body(table: Relation, vkey: str, columns: Sequence[Column], late_err
         errors = SQL("n._pxt_errors IS NOT NULL")
     return _TRIGGER_BODY.format(
         setting=Literal(version_setting(vkey)), h=history_table(vkey), before_insert=SQL(""),
+        caused_by=caused, count_update_errors=_UPDATE_ERRORS,
         count_inserts=SQL("SELECT count(*), count(*) FILTER (WHERE {}) INTO n, e FROM pxt_new n;").format(errors),
         hcols=_each(SQL(", "), [c.hist for c in columns]),
         ocols=_each(SQL(", o."), [c.ident for c in columns]))
 
 
 def trigger_statements(table: Relation, vkey: str, columns: Sequence[Column], late_errors: bool,
-                       records_errors: bool = True) -> list[Composed]:
+                       records_errors: bool = True, iterator_view: bool = True) -> list[Composed]:
     """Statements (re)creating a table's version trigger function and its triggers, in order."""
     table, fn = relation(table), version_function(vkey)
-    body = trigger_body(table, vkey, columns, late_errors, records_errors)
+    body = trigger_body(table, vkey, columns, late_errors, records_errors, iterator_view)
     # SECURITY DEFINER: anyone allowed to write the table gets its versions recorded (history
     # table, version log) as the table's owner; the body is fixed, schema-qualified SQL.
     out = [SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
@@ -230,6 +240,8 @@ def trigger_statements(table: Relation, vkey: str, columns: Sequence[Column], la
     for event, suffix, transition in _EVENTS:
         out.append(SQL("CREATE OR REPLACE TRIGGER {} BEFORE {} ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
             Identifier("pxt_version_begin_" + suffix), event, table, fn))
+        if suffix == "update" and not records_errors:  # no errors to count in the new rows
+            transition = SQL("OLD TABLE AS pxt_old")
         if suffix == "insert" and not records_errors:  # counted, not captured (trigger_body)
             out.append(SQL("CREATE OR REPLACE TRIGGER {} AFTER {} ON {} "
                            "FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(

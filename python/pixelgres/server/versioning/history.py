@@ -76,8 +76,9 @@ def trigger_sql(oid: int, late_errors: bool, records_errors: bool = True) -> lis
     """Statements (re)creating the version triggers of a table. ``late_errors``: batched
     columns record errors after the rows were captured, so count them in the table;
     ``records_errors``: some column may record errors at all."""
+    view = one("SELECT kind = 'view' AS v FROM pxt.tables WHERE relid = $1", oid, types=["oid"])["v"]
     stmts = gen.trigger_statements(relation_of(oid), vkey(oid), _columns(live_columns(oid)), bool(late_errors),
-                                   bool(records_errors))
+                                   bool(records_errors), bool(view))
     return [s.as_string() for s in stmts]
 
 
