@@ -381,7 +381,7 @@ def frames(uri: str, fps=None, num_frames=None, keyframes_only=False, virtual=Fa
     path = local_path(uri)
     every = fps is None and num_frames is None and not keyframes_only
     ix = None
-    if not every or virtual or media_threads() > 1:
+    if not every or virtual:
         ix = index(uri, path)
         wanted = select(ix, fps, num_frames, keyframes_only)
         if virtual:
@@ -390,7 +390,7 @@ def frames(uri: str, fps=None, num_frames=None, keyframes_only=False, virtual=Fa
                 i = ix.frame_idx(t)
                 yield (pos, i, ix.msec(t), t, t in keys, frame_ref(uri, i, t))
             return
-        if len(wanted) < len(ix.pts) or media_threads() > 1:
+        if len(wanted) < len(ix.pts):
             yield from _selected(uri, path, ix, wanted, pil_fmt, ext, quality)
             return
         # every frame wanted (fps at or above the native rate...): one plain pass
