@@ -2,7 +2,7 @@
 Dataset reading the same files with PIL, same run, ratio printed (target >= 1.0x).
 
 Starts its own throwaway cluster, generates N 1024x768 photo-like JPEGs and measures one
-epoch (best of --repeat) of:
+epoch (median of --repeat, interleaved) of:
 
   (a) baseline: a map-style torch Dataset over the file list: PIL open, RGB, CxHxW float in [0,1];
   (b) pixelgres, paths: the images inserted by path (a directory the server may read), streamed
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import shutil
 import sys
 import time
@@ -72,7 +73,7 @@ def main() -> int:
         private = readable_dir(base / "private", 0o700)  # the server may not read it: inserts upload
         with cluster(base, shared, settings={"fsync": "off"}) as dsn:
             print(f"W6: {args.n} {W}x{H} JPEGs, DataLoader batch_size=16 num_workers={args.workers}, "
-                  f"best of {args.repeat}")
+                  f"medians of {args.repeat}")
             paths = [str(p) for p in write_photos(shared, args.n, quality=90, blobs=False)]
             for p in paths:
                 shutil.copy(p, private)
@@ -104,14 +105,16 @@ def run(args, paths: list[str], private: Path) -> None:
             t, n = epoch(ds, args.workers)
             assert n == args.n, (k, n)
             times[k].append(t)
-    t_base, t_path, t_store = (min(times[k]) for k in ("base", "path", "store"))
-    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    print(f"  baseline (torch Dataset + PIL)        {t_base:7.2f} s  {args.n / t_base:7.1f} img/s")
-    print(f"  pixelgres, path references            {t_path:7.2f} s  {args.n / t_path:7.1f} img/s  "
-          f"ratio {t_base / t_path:.2f}x (target >= {TARGET}x{'' if t_base / t_path >= TARGET else ', BELOW TARGET'})")
-    print(f"  pixelgres, media store (via server)   {t_store:7.2f} s  {args.n / t_store:7.1f} img/s  "
-          f"ratio {t_base / t_store:.2f}x")
-
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {k: sorted(b / t for b, t in zip(times["base"], times[k])) for k in ("path", "store")}
+    spread = {k: f"{r[0]:.2f}-{r[-1]:.2f}x" for k, r in ratios.items()}
+    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; medians of {args.repeat} epochs each)")
+    print(f"  baseline (torch Dataset + PIL)        {med['base']:7.2f} s  {args.n / med['base']:7.1f} img/s")
+    r = statistics.median(ratios["path"])
+    print(f"W6 pixelgres, path references: {med['path']:.2f} s, {args.n / med['path']:.1f} img/s, ratio {r:.2f}x "
+          f"the baseline's speed (runs {spread['path']}) (target >= {TARGET}x{'' if r >= TARGET else ', BELOW TARGET'})")
+    print(f"W6 pixelgres, media store (via server): {med['store']:.2f} s, {args.n / med['store']:.1f} img/s, ratio "
+          f"{statistics.median(ratios['store']):.2f}x (runs {spread['store']})")
 
 if __name__ == "__main__":
     sys.exit(main())
