@@ -286,7 +286,7 @@ def test_trigger_statements_in_order():
     assert transitions == [[], [("pxt_new", True)], [], [("pxt_new", True), ("pxt_old", False)], [],
                            [("pxt_old", False)]]
     guard = trigs[6]
-    assert guard.row and guard.timing == before and names(guard.columns) == ["_pxt_v"]
+    assert not guard.row and guard.timing == before and names(guard.columns) == ["_pxt_v"]
     assert names(guard.funcname) == ["pxt", "_guard_version"]
     # the version column's default reads this table's version setting
     cmd = default.cmds[0]
@@ -371,8 +371,10 @@ def test_version_select():
 @pytest.mark.parametrize("bad", ["7", 7.0, True, None])
 def test_versions_must_be_ints(bad):
     h = gen.history_table("k1")
-    for make in (lambda: gen.version_select(TABLE, h, COLS, {}, bad), lambda: gen.revert_data(TABLE, h, COLS, bad),
-                 lambda: gen.delete_history_through(h, bad), lambda: gen.overlay_missing_ids(TABLE, h, h, bad),
+    for make in (lambda: gen.version_select(TABLE, h, COLS, {}, bad), lambda: gen.revert_data(TABLE, h, COLS, bad, None),
+                 lambda: gen.inserted_rows(TABLE, bad), lambda: gen.inserted_rows(TABLE, bad, 3),
+                 lambda: gen.inserted_rows(TABLE, 3, bad) if bad is not None else gen.inserted_rows(TABLE, bad),
+                 lambda: gen.delete_history_through(h, bad), lambda: gen.overlay_missing_ids(TABLE, h, h, bad, None),
                  lambda: gen.snapshot_comment("t", bad)):
         with pytest.raises(TypeError):
             make()
@@ -390,20 +392,35 @@ def test_history_table_ddl():
                                                                                                ("c4", "jsonb")]
 
 
+def test_inserted_rows():
+    """A version's inserted rows: among the k highest rowids by the primary key, or by a scan."""
+    ranged = one_statement(gen.inserted_rows(TABLE, 5, 3))
+    top = ranged.fromClause[0].subquery
+    assert top.fromClause[0].relname == "My T" and not top.fromClause[0].inh
+    assert [column_refs(s.node) for s in top.sortClause] == [[("_pxt_rowid",)]]
+    assert top.sortClause[0].sortby_dir == enums.SortByDir.SORTBY_DESC and top.limitCount.val.ival == 3
+    assert int_constants(ranged.whereClause) == [5]
+    scan = one_statement(gen.inserted_rows(TABLE, 5))
+    assert scan.fromClause[0].relname == "My T" and int_constants(scan.whereClause) == [5] and scan.limitCount is None
+
+
 def test_revert_data():
     h = gen.history_table("k1")
-    stmts = [one_statement(s) for s in gen.revert_data(TABLE, h, COLS, 5)]
+    stmts = [one_statement(s) for s in gen.revert_data(TABLE, h, COLS, 5, gen.inserted_rows(TABLE, 5, 3))]
     assert [type(s).__name__ for s in stmts] == ["DeleteStmt", "UpdateStmt", "InsertStmt", "DeleteStmt"]
     delete_new, restore, reinsert, forget = stmts
     assert not delete_new.relation.inh and delete_new.relation.relname == "My T"
+    # nothing inserted (an update or a delete): no DELETE of inserted rows
+    assert [type(one_statement(s)).__name__ for s in gen.revert_data(TABLE, h, COLS, 5, None)] == [
+        "UpdateStmt", "InsertStmt", "DeleteStmt"]
     assert [t.name for t in restore.targetList] == ["id", EVIL, "_pxt_errors"]
     assert [column_refs(t.val) for t in restore.targetList] == [[("h", "c1")], [("h", "c2")], [("h", "c4")]]
     assert [c.name for c in reinsert.cols] == ["id", EVIL, "_pxt_errors", "_pxt_rowid", "_pxt_v"]
     assert reinsert.override == enums.OverridingKind.OVERRIDING_SYSTEM_VALUE
     assert forget.relation.relname == "hist_k1"
-    assert all(set(int_constants(s)) <= {5, 1} and 5 in int_constants(s) for s in stmts)
+    assert all(set(int_constants(s)) <= {5, 3, 1} and 5 in int_constants(s) for s in stmts)
     # a table without columns has no values to restore: the UPDATE is left out, the rest is valid
-    assert [type(one_statement(s)).__name__ for s in gen.revert_data(TABLE, h, [], 5)] == [
+    assert [type(one_statement(s)).__name__ for s in gen.revert_data(TABLE, h, [], 5, gen.inserted_rows(TABLE, 5))] == [
         "DeleteStmt", "InsertStmt", "DeleteStmt"]
 
 
@@ -436,8 +453,10 @@ def test_snapshot_overlay():
     assert (alone.view.schemaname, alone.view.relname) == snap and alone.replace
     assert alone.query.op == enums.SetOperation.SETOP_NONE
     assert with_base.query.op == enums.SetOperation.SETOP_UNION and with_base.query.all
-    ids = one_statement(gen.overlay_missing_ids(TABLE, gen.history_table("k1"), ov, 4))
-    assert 4 in int_constants(ids)
+    ids = one_statement(gen.overlay_missing_ids(TABLE, gen.history_table("k1"), ov, 4, gen.inserted_rows(TABLE, 4, 2)))
+    assert 4 in int_constants(ids) and ids.fromClause[0].subquery.op == enums.SetOperation.SETOP_UNION
+    ids = one_statement(gen.overlay_missing_ids(TABLE, gen.history_table("k1"), ov, 4, None))
+    assert ids.fromClause[0].subquery.op == enums.SetOperation.SETOP_NONE
 
 
 def test_snapshots_and_time_travel_views():
@@ -473,12 +492,14 @@ def test_every_generated_statement_is_one_statement():
     h, ov = gen.history_table(EVIL), gen.overlay_table(EVIL)
     cols = [gen.Column(EVIL, '"a""b; DROP"', 1), gen.Column("--", "text", 2)]
     stmts = (gen.trigger_statements((EVIL, EVIL), EVIL, cols, True) + gen.create_history_table(h)
-             + gen.add_history_columns(h, cols, []) + gen.revert_data((EVIL, EVIL), h, cols, 1)
+             + gen.add_history_columns(h, cols, []) + gen.revert_data((EVIL, EVIL), h, cols, 1, gen.inserted_rows((EVIL, EVIL), 1, 2))
              + gen.revert_add_column((EVIL, EVIL), h, EVIL, 1, (EVIL, EVIL))
              + gen.create_overlay(ov, cols, EVIL, EVIL) + gen.create_snapshot((EVIL, EVIL), SQL("SELECT 1"), EVIL)
              + [gen.drop_snapshot((EVIL, EVIL)), gen.drop_overlay(ov)]
              + [gen.version_select((EVIL, EVIL), h, cols, {1: EVIL}, 1), gen.rename_column((EVIL, EVIL), EVIL, EVIL),
-                gen.overlay_missing_ids((EVIL, EVIL), h, ov, 1), gen.overlay_take_rows(ov, (EVIL, EVIL), cols),
+                gen.overlay_missing_ids((EVIL, EVIL), h, ov, 1, gen.inserted_rows((EVIL, EVIL), 1)),
+                gen.inserted_rows((EVIL, EVIL), 1, 2), gen.count_rows(gen.inserted_rows((EVIL, EVIL), 1)),
+                gen.overlay_take_rows(ov, (EVIL, EVIL), cols),
                 gen.overlay_take_all(ov, (EVIL, EVIL), cols), gen.snapshot_over_overlay((EVIL, EVIL), ov, cols, None),
                 gen.delete_history_through(h, 1), gen.drop_dropped_column((EVIL, EVIL), 1),
                 gen.media_references((EVIL, EVIL), h, cols[0]), gen.overlay_media_references(ov, EVIL),

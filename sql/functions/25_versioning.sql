@@ -91,16 +91,15 @@ COMMENT ON FUNCTION pxt.vacuum_media(interval, boolean) IS
 
 -- A row's _pxt_v says which version wrote it: time travel and revert trust it, so only pixelgres
 -- sets it. An UPDATE naming the column fires this (UPDATE OF _pxt_v: other updates never do).
+-- A statement trigger, not a row trigger: a BEFORE ROW UPDATE trigger, even one that never
+-- fires, makes every update fetch and lock each old row first (W5: 0.4 ms per 1000 rows).
 CREATE OR REPLACE FUNCTION pxt._guard_version() RETURNS trigger LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF NEW._pxt_v IS DISTINCT FROM OLD._pxt_v THEN
-        RAISE EXCEPTION 'column _pxt_v of % (row %) is set by pixelgres: it records the version that wrote the row',
-            pxt._display(TG_RELID), OLD._pxt_rowid USING ERRCODE = '428C9';
-    END IF;
-    RETURN NEW;
+    RAISE EXCEPTION 'column _pxt_v of % is set by pixelgres: it records the version that wrote each row, so an UPDATE may not set it',
+        pxt._display(TG_RELID) USING ERRCODE = '428C9';
 END $$;
--- tables created before the guard existed (an upgrade) get it too
+-- tables created before (an upgrade) get it too, in place of the row trigger they had
 DO $$
 DECLARE r record;
 BEGIN
@@ -108,6 +107,6 @@ BEGIN
              ON a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) '_pxt_v'
              AND NOT a.attisdropped LOOP
         EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER pxt_guard_version BEFORE UPDATE OF _pxt_v ON %s '
-                                  'FOR EACH ROW EXECUTE FUNCTION pxt._guard_version()', r.relid);
+                                  'FOR EACH STATEMENT EXECUTE FUNCTION pxt._guard_version()', r.relid);
     END LOOP;
 END $$;

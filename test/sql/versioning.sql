@@ -171,16 +171,18 @@ SELECT v->'retained_from' AS retained_from FROM pxt.vacuum_history('vh', keep =>
 SELECT column_name FROM information_schema.columns WHERE table_name = 'vh' AND column_name = '_pxt_dropped_2';
 
 -- _pxt_v and _pxt_rowid (in the table's storage), which history, time travel and revert trust, cannot be updated;
--- the refusal names the row and leaves the table and its history as they were
--- (no computed columns: no row trigger)
+-- the refusal names the table and leaves the table and its history as they were
+-- (no computed columns: no row trigger; the guard is a statement trigger on UPDATE OF _pxt_v)
 SELECT pxt.create_table('sc', '{"a": "int"}');
 INSERT INTO sc (a) VALUES (1), (2);
 UPDATE pxt_data."public.sc" SET _pxt_v = 0 WHERE a = 1;
 \echo :LAST_ERROR_SQLSTATE
 UPDATE pxt_data."public.sc" SET _pxt_rowid = 9 WHERE a = 1;
 \echo :LAST_ERROR_SQLSTATE
--- unchanged: allowed
+-- naming it at all is refused, even unchanged; other columns update as usual
 UPDATE pxt_data."public.sc" SET a = a + 1, _pxt_v = _pxt_v;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE pxt_data."public.sc" SET a = a + 1;
 SELECT _pxt_rowid, _pxt_v, a FROM pxt_data."public.sc" ORDER BY 1;
 SELECT version FROM pxt.history('sc');
 SELECT * FROM pxt.rows_at_version('sc', 1) r ORDER BY r->'_pxt_rowid';

@@ -251,7 +251,7 @@ def trigger_statements(table: Relation, vkey: str, columns: Sequence[Column], la
                        "FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
             Identifier("pxt_version_end_" + suffix), event, table, transition, fn))
     out.append(SQL("CREATE OR REPLACE TRIGGER pxt_guard_version BEFORE UPDATE OF _pxt_v ON {} "
-                   "FOR EACH ROW EXECUTE FUNCTION pxt._guard_version()").format(table))
+                   "FOR EACH STATEMENT EXECUTE FUNCTION pxt._guard_version()").format(table))
     return out
 
 
@@ -309,12 +309,34 @@ def create_temp_view(name: str, select: Composable) -> Composed:
 
 
 # --- revert ----------------------------------------------------------------------------------
-def revert_data(table: Relation, h: Relation, columns: Sequence[Column], v: int) -> list[Composed]:
-    """Undo data version ``v``: delete the rows it inserted, restore the rows it updated (from
-    their history entries ending at ``v``) and re-insert those it deleted; drop those entries."""
+def inserted_rows(table: Relation, v: int, k: int | None = None) -> Composed:
+    """The rowids of the live rows version ``v`` inserted (``_pxt_v = v``). With ``k``, the
+    number the version log recorded, among the ``k`` highest rowids only, through the primary
+    key: rowids come from the table's sequence, so the rows of the latest version have the
+    highest (revert checks that all ``k`` are found there, and scans the table if not).
+    No index on ``_pxt_v`` is needed, so inserts and updates maintain none (W5)."""
+    table, vs = relation(table), _int(v)
+    if k is None:
+        return SQL("SELECT _pxt_rowid FROM ONLY {} WHERE _pxt_v = {}").format(table, vs)
+    return SQL("SELECT r._pxt_rowid FROM (SELECT _pxt_rowid, _pxt_v FROM ONLY {} ORDER BY _pxt_rowid DESC "
+               "LIMIT {}) r WHERE r._pxt_v = {}").format(table, _int(k, "row count"), vs)
+
+
+def count_rows(select: Composable) -> Composed:
+    return SQL("SELECT count(*) AS n FROM ({}) s").format(select)
+
+
+def revert_data(table: Relation, h: Relation, columns: Sequence[Column], v: int,
+                inserted: Composable | None) -> list[Composed]:
+    """Undo data version ``v``: delete the rows it inserted (``inserted``: their rowids, from
+    ``inserted_rows``; None when it inserted none), restore the rows it updated (from their
+    history entries ending at ``v``) and re-insert those it deleted; drop those entries."""
     table, h, vs = relation(table), relation(h), _int(v)
-    out = [SQL("DELETE FROM ONLY {t} t WHERE t._pxt_v = {v} AND NOT EXISTS "
-               "(SELECT 1 FROM {h} h WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {v})").format(t=table, h=h, v=vs)]
+    out = []
+    if inserted is not None:
+        out.append(SQL("DELETE FROM ONLY {t} t WHERE t._pxt_rowid IN ({ins}) AND NOT EXISTS "
+                       "(SELECT 1 FROM {h} h WHERE h._pxt_rowid = t._pxt_rowid AND h._pxt_v_to = {v})").format(
+            t=table, ins=inserted, h=h, v=vs))
     if columns:  # without columns no row has anything to restore (and SET would have nothing)
         sets = SQL(", ").join(SQL("{} = h.{}").format(c.ident, c.hist) for c in columns)
         out.append(SQL("UPDATE ONLY {t} t SET {sets} FROM {h} h "
@@ -352,12 +374,13 @@ def create_overlay(overlay: Relation, columns: Sequence[Column], snapshot: str, 
             SQL("ALTER TABLE {} OWNER TO {}").format(overlay, Identifier(owner))]
 
 
-def overlay_missing_ids(table: Relation, h: Relation, overlay: Relation, v: int) -> Composed:
-    """Rows version ``v`` changed (inserted, or ended a history entry) that the overlay lacks."""
-    return SQL("SELECT id FROM (SELECT _pxt_rowid AS id FROM ONLY {t} WHERE _pxt_v = {v} UNION "
-               "SELECT _pxt_rowid FROM {h} WHERE _pxt_v_to = {v}) d "
+def overlay_missing_ids(table: Relation, h: Relation, overlay: Relation, v: int, inserted: Composable | None) -> Composed:
+    """Rows version ``v`` changed (inserted: ``inserted_rows``, or ended a history entry) that
+    the overlay lacks."""
+    ins = SQL("{} UNION ").format(inserted) if inserted is not None else SQL("")
+    return SQL("SELECT id FROM ({ins}SELECT _pxt_rowid FROM {h} WHERE _pxt_v_to = {v}) d(id) "
                "WHERE NOT EXISTS (SELECT 1 FROM {o} o WHERE o._pxt_rowid = d.id)").format(
-        t=relation(table), v=_int(v), h=relation(h), o=relation(overlay))
+        ins=ins, v=_int(v), h=relation(h), o=relation(overlay))
 
 
 def overlay_take_rows(overlay: Relation, snapshot: Relation, columns: Sequence[Column]) -> Composed:

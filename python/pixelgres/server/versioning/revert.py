@@ -1,7 +1,8 @@
 """Revert: undo exactly the latest version of a table, data or schema.
 
-It uses the ``_pxt_v`` and ``_pxt_v_to`` indexes, so its cost is what that version changed,
-not the table size. Undoing a schema change replays DDL (``ddl.tables``), so this module sits
+It finds the rows a version inserted among the highest rowids (the primary key; the version
+log says how many) and those it changed by the history's ``_pxt_v_to`` index, so its cost is
+what that version changed, not the table size. Undoing a schema change replays DDL (``ddl.tables``), so this module sits
 above the DDL layer while recording versions (``history``) sits below it.
 """
 import json
@@ -43,18 +44,19 @@ def revert(oid: int, if_pinned: str = "materialize") -> int:
     if snaps and if_pinned == "error":
         _fail(f"cannot revert {table} past version {v}: snapshot {snaps[0]['s']} pins version {snaps[0]['pins']}",
               hint="drop the snapshot first (pxt.drop_snapshot), or revert with if_pinned => 'materialize'", sqlstate="55000")
-    entry = one("SELECT change_type, schema_change FROM pxt.versions WHERE relid = $1 AND version = $2",
+    entry = one("SELECT change_type, schema_change, inserts FROM pxt.versions WHERE relid = $1 AND version = $2",
                 oid, v, types=["oid", "int"])
     if entry is None:
         _fail(f"cannot revert {table}: version {v} is not in the version log")
     if entry["change_type"] == "data":
         _revert_views(oid, v, table, if_pinned)
+    inserted = _inserted(oid, v, entry["inserts"]) if entry["change_type"] == "data" else None
     for snap in snaps:
-        _keep_snapshot(snap, oid, v, entry["change_type"] == "data")
+        _keep_snapshot(snap, oid, v, entry["change_type"] == "data", inserted)
     plpy.execute("SELECT set_config('pixelgres.replaying', 'on', true)")
     try:
         if entry["change_type"] == "data":
-            _revert_data(oid, v)
+            _revert_data(oid, v, inserted)
         else:
             _revert_schema(oid, v, json.loads(entry["schema_change"]))
     finally:
@@ -65,7 +67,19 @@ def revert(oid: int, if_pinned: str = "materialize") -> int:
 
 
 
-def _keep_snapshot(snap: dict, oid: int, v: int, data_version: bool) -> None:
+def _inserted(oid: int, v: int, k: int | None):
+    """SQL of the rowids of the ``k`` rows (the version log's count) version ``v`` inserted:
+    among the highest rowids when all ``k`` are there, else by a scan; None when it inserted none."""
+    if not k:
+        return None
+    table = relation_of(oid)
+    ranged = gen.inserted_rows(table, v, k)
+    if _execute(gen.count_rows(ranged))[0]["n"] == k:
+        return ranged
+    return gen.inserted_rows(table, v)  # rowids given by hand, or a count that includes aborted rows
+
+
+def _keep_snapshot(snap: dict, oid: int, v: int, data_version: bool, inserted) -> None:
     """Let a snapshot that reads version ``v`` of its base survive the revert of ``v``.
 
     A snapshot is a view over the base's live rows and history "as of" the version it pins.
@@ -88,7 +102,7 @@ def _keep_snapshot(snap: dict, oid: int, v: int, data_version: bool) -> None:
         for stmt in gen.create_overlay(ov, cols, snap["s"], owner):
             _execute(stmt)
     if data_version:
-        ids = [r["id"] for r in _execute(gen.overlay_missing_ids(table, h, ov, int(v)))]
+        ids = [r["id"] for r in _execute(gen.overlay_missing_ids(table, h, ov, int(v), inserted))]
         plpy.execute(plpy.prepare(gen.overlay_take_rows(ov, view, cols).as_string(), ["bigint[]"]), [ids])
         pins = v - 1
         pinned = version_query(oid, pins)
@@ -118,9 +132,9 @@ def _revert_views(oid: int, v: int, table: str, if_pinned: str) -> None:
             revert(view["oid"], if_pinned)
 
 
-def _revert_data(oid: int, v: int) -> None:
+def _revert_data(oid: int, v: int, inserted) -> None:
     cols = [gen.Column.of(a) for a in live_columns(oid)]
-    for stmt in gen.revert_data(relation_of(oid), history_of(oid), cols, int(v)):
+    for stmt in gen.revert_data(relation_of(oid), history_of(oid), cols, int(v), inserted):
         _execute(stmt)
 
 
