@@ -83,7 +83,7 @@ WORKLOADS = ("w1", "w3", "w4", "w5")
 
 
 class PeerError(RuntimeError):
-    pass
+    """Pixeltable could not be installed, started or run: the target says why and exits non-zero."""
 
 
 # --- the Pixeltable side ------------------------------------------------------------------------
