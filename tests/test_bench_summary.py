@@ -15,6 +15,7 @@ def test_verdict_lines():
         "W11 throughput of 8 inserting clients, shared / in-process: median 1.22x (min 1.22x, max 1.28x; target > 1x)",
         "W6 ratio 0.90x (target >= 1.0x, BELOW TARGET)",
         "W9 the target of this line is not a verdict",
+        "W5 revert of a 100-row version: 10k rows 4.7 ms, ratio 0.61x (target <= 2x)",  # repeated in a summary
     ])
     rows = summary.verdicts("wX.py", out)
     assert [(r["measure"][:9], r["verdict"]) for r in rows] == [
